@@ -1,0 +1,1 @@
+"""Datasets: IMDb (fetch, verify, extract, load) and Iris."""
