@@ -1,0 +1,281 @@
+"""A run's outputs: history and confusion-matrix CSVs, curves and matrix PNGs, the report.
+
+Every file is written atomically. The Markdown report reads like one screen of a Keras
+example: the recipe, the results, the pictures, then what the history says in words.
+Each sentence in the diagnostics is derived from a number printed beside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from mlapi.artifacts import atomic_path, atomic_write_text  # noqa: E402
+from mlapi.evaluation import History  # noqa: E402
+
+# The train-val accuracy gap (final epoch) above which we call the model overfitted,
+# and below which we call it not overfitted. Between them it is "mild".
+OVERFIT_GAP = 0.05
+NO_OVERFIT_GAP = 0.02
+
+
+def write_history_csv(path: str | os.PathLike, history: History) -> None:
+    columns = list(history)
+    rows = zip(*(history[c] for c in columns), strict=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["epoch", *columns])
+    for epoch, row in enumerate(rows, start=1):
+        writer.writerow([epoch, *(_csv_number(v) for v in row)])
+    atomic_write_text(path, buffer.getvalue())
+
+
+def write_confusion_csv(
+    path: str | os.PathLike, matrix: Sequence[Sequence[int]], labels: Sequence[str]
+) -> None:
+    """Rows are the true class, columns the predicted class."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["true\\predicted", *labels])
+    for label, row in zip(labels, matrix, strict=True):
+        writer.writerow([label, *row])
+    atomic_write_text(path, buffer.getvalue())
+
+
+def read_history_csv(path: str | os.PathLike) -> dict[str, list[float]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    columns = [c for c in (rows[0] if rows else {}) if c != "epoch"]
+    return {c: [float(row[c]) for row in rows] for c in columns}
+
+
+def plot_curves(
+    path: str | os.PathLike, history: History, best_epoch: int, title: str = ""
+) -> None:
+    """Accuracy and loss, train vs val, with the best epoch marked."""
+    epochs = range(1, len(history["loss"]) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
+        ax.plot(epochs, history[metric], "o-", label=f"train {metric}")
+        ax.plot(epochs, history[f"val_{metric}"], "s-", label=f"val {metric}")
+        ax.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch ({best_epoch})")
+        ax.plot(best_epoch, history[f"val_{metric}"][best_epoch - 1], "k*", markersize=12)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_xticks(list(epochs))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title, fontsize=9)
+    _save_figure(fig, path)
+
+
+def plot_confusion_matrix(
+    path: str | os.PathLike, matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str = ""
+) -> None:
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    image = ax.imshow(matrix, cmap="Blues")
+    top = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            color = "white" if count > top / 2 else "black"
+            ax.text(j, i, f"{count:,}", ha="center", va="center", color=color)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix (test)", fontsize=9)
+    fig.colorbar(image, ax=ax)
+    _save_figure(fig, path)
+
+
+def _save_figure(fig: plt.Figure, path: str | os.PathLike) -> None:
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+
+
+def diagnostics_sentences(
+    metrics: Mapping[str, Any], history: History, max_epochs: int | None = None
+) -> list[str]:
+    """The history in words. Every claim is a comparison of numbers stated in it."""
+    sentences = [_gap_sentence(metrics), _val_loss_sentence(metrics)]
+    sentences.append(_best_epoch_sentence(metrics))
+    if max_epochs and metrics["epochs_run"] < max_epochs:
+        sentences.append(
+            f"Training stopped after epoch {metrics['epochs_run']} of at most {max_epochs}: "
+            f"val_loss had not improved since epoch {metrics['val_loss_best_epoch']}."
+        )
+    lr_sentence = _lr_sentence(history)
+    if lr_sentence:
+        sentences.append(lr_sentence)
+    if "test_accuracy" in metrics and "checkpoint_epoch" in metrics:
+        sentences.append(_test_sentence(metrics))
+    return sentences
+
+
+def _gap_sentence(m: Mapping[str, Any]) -> str:
+    gap = m["train_val_gap"]
+    numbers = (
+        f"At the last epoch train accuracy is {m['train_accuracy_final']:.4f} and val accuracy "
+        f"{m['val_accuracy_final']:.4f}, a gap of {gap:+.4f}"
+    )
+    if gap > OVERFIT_GAP:
+        verdict = (
+            f"more than {OVERFIT_GAP:.2f}: the model fits the reviews it trains on clearly "
+            "better than unseen ones (overfitting)."
+        )
+    elif gap > NO_OVERFIT_GAP:
+        verdict = f"between {NO_OVERFIT_GAP:.2f} and {OVERFIT_GAP:.2f}: mild overfitting."
+    elif gap >= 0:
+        verdict = f"under {NO_OVERFIT_GAP:.2f}: no clear overfitting at the last epoch."
+    else:
+        verdict = "val accuracy is above train accuracy at the last epoch."
+    return f"{numbers}; {verdict}"
+
+
+def _val_loss_sentence(m: Mapping[str, Any]) -> str:
+    steps = m["epochs_run"] - 1
+    rises = m["val_loss_rises"]
+    if steps == 0:
+        return "Only one epoch ran, so val_loss has no trend to describe."
+    if rises == 0:
+        trend = f"val_loss fell at every one of the {steps} epoch-to-epoch steps"
+    else:
+        where = ", ".join(str(e) for e in m["val_loss_rise_epochs"])
+        trend = f"val_loss rose in {rises} of {steps} epoch-to-epoch steps (at epochs {where})"
+    lowest = f"it was lowest at epoch {m['val_loss_best_epoch']} ({m['val_loss_best']:.4f})"
+    if m["val_loss_best_epoch"] == m["epochs_run"]:
+        return f"{trend}; {lowest}, the last epoch."
+    rise = m["val_loss_final"] - m["val_loss_best"]
+    return f"{trend}; {lowest} and ended at {m['val_loss_final']:.4f} ({rise:+.4f})."
+
+
+def _best_epoch_sentence(m: Mapping[str, Any]) -> str:
+    best, last = m["best_epoch"], m["epochs_run"]
+    text = f"The best val accuracy, {m['val_accuracy_best']:.4f}, came at epoch {best} of {last}"
+    if best == last:
+        return f"{text}, the last epoch run."
+    drop = m["val_accuracy_best"] - m["val_accuracy_final"]
+    return f"{text}; the last epoch's val accuracy is {drop:.4f} lower."
+
+
+def _lr_sentence(history: History) -> str | None:
+    rates = list(history.get("lr", []))
+    if len(rates) < 2 or rates[-1] >= rates[0]:
+        return None
+    first_cut = next(i for i, r in enumerate(rates) if r < rates[0]) + 1
+    return (
+        f"The learning rate was lowered on a val_loss plateau from {rates[0]:g} to "
+        f"{rates[-1]:g}, first at epoch {first_cut}."
+    )
+
+
+def _test_sentence(m: Mapping[str, Any]) -> str:
+    val = m["val_accuracy_checkpoint"]
+    diff = m["test_accuracy"] - val
+    return (
+        f"Test metrics use the weights of epoch {m['checkpoint_epoch']} (best "
+        f"{m['checkpoint_monitor']}); test accuracy {m['test_accuracy']:.4f} is {diff:+.4f} "
+        f"from that epoch's val accuracy ({val:.4f})."
+    )
+
+
+def render_report(
+    metrics: Mapping[str, Any],
+    history: History,
+    recipe: Mapping[str, Any],
+    command: str,
+    files: Mapping[str, str],
+    max_epochs: int | None = None,
+) -> str:
+    """The seed's report for one run in Markdown; `files` names the curves and matrix PNGs."""
+    run = metrics["run_name"]
+    lines = [
+        f"# IMDb sentiment run `{run}`",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "## Recipe",
+        "",
+        "| setting | value |",
+        "| --- | --- |",
+        *(f"| {key} | {_cell(value)} |" for key, value in recipe.items()),
+        "",
+        "## Results",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+        *(f"| {label} | {value} |" for label, value in _result_rows(metrics)),
+        "",
+        "| class (test) | precision | recall | F1 | support |",
+        "| --- | --- | --- | --- | --- |",
+        *(
+            f"| {label} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} "
+            f"| {v['support']:,} |"
+            for label, v in metrics["per_class"].items()
+        ),
+        "",
+        "## Curves",
+        "",
+        f"![accuracy and loss, train vs val]({files['curves']})",
+        "",
+        "## Confusion matrix (test)",
+        "",
+        *_matrix_table(metrics["confusion_matrix"], metrics["labels"]),
+        "",
+        f"![confusion matrix]({files['confusion_png']})",
+        "",
+        "## Diagnostics",
+        "",
+        *(f"- {s}" for s in diagnostics_sentences(metrics, history, max_epochs)),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _result_rows(m: Mapping[str, Any]) -> list[tuple[str, str]]:
+    auc = "n/a" if m.get("roc_auc") is None else f"{m['roc_auc']:.4f}"
+    return [
+        ("train accuracy (final)", f"{m['train_accuracy_final']:.4f}"),
+        ("val accuracy (final)", f"{m['val_accuracy_final']:.4f}"),
+        ("best val accuracy", f"{m['val_accuracy_best']:.4f} (epoch {m['best_epoch']})"),
+        ("train–val gap", f"{m['train_val_gap']:.4f}"),
+        ("val_loss rises", str(m["val_loss_rises"])),
+        ("test accuracy", f"{m['test_accuracy']:.4f}"),
+        ("test ROC-AUC", auc),
+        ("epochs run", str(m["epochs_run"])),
+        ("seconds per epoch", f"{m['seconds_per_epoch']:.1f}"),
+        ("reviews train / val / test", f"{m['n_train']:,} / {m['n_val']:,} / {m['n_test']:,}"),
+    ]
+
+
+def _matrix_table(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> list[str]:
+    header = "| true \\ predicted | " + " | ".join(labels) + " |"
+    rule = "| --- |" + " --- |" * len(labels)
+    rows = [
+        f"| {label} | " + " | ".join(f"{c:,}" for c in row) + " |"
+        for label, row in zip(labels, matrix, strict=True)
+    ]
+    return [header, rule, *rows]
+
+
+def _cell(value: Any) -> str:
+    return "all" if value is None else str(value)
+
+
+def _csv_number(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
