@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+
+from mlapi.training.experiment import add_config_arguments, config_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -10,9 +14,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
 
     iris = models.add_parser("iris", help="train the RandomForest on Iris -> modelo.pkl")
-    iris.add_argument("--out", default=None, help="model path (default: $MODELO_PATH or ./modelo.pkl)")
+    iris.add_argument(
+        "--out", default=None, help="model path (default: $MODELO_PATH or ./modelo.pkl)"
+    )
     iris.set_defaults(handler=_train_iris)
-    # `train imdb`, `evaluate` and `predict` are added by the LSTM experiment issue.
+
+    imdb = models.add_parser(
+        "imdb",
+        help="train the IMDb sentiment LSTM (the seed's recipe) and install it for serving",
+        description="Train on IMDb, test once, write the run's report and outputs to --out, "
+        "export the model to ONNX and install it at <models-dir>/sentiment/.",
+    )
+    imdb.add_argument("--data", metavar="PATH", help="aclImdb folder or .tar.gz archive")
+    imdb.add_argument("--out", default="outputs_imdb", help="run outputs (default: outputs_imdb/)")
+    _add_models_dir(imdb)
+    imdb.add_argument("--no-export", action="store_true", help="skip the ONNX export and install")
+    imdb.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_arguments(imdb)
+    imdb.set_defaults(handler=_train_imdb)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="recompute the test metrics of a saved IMDb run"
+    )
+    evaluate.add_argument("run", metavar="RUN", help="run name, or any file of the run")
+    evaluate.add_argument(
+        "--out", default="outputs_imdb", help="where runs are (default: %(default)s)"
+    )
+    evaluate.add_argument("--data", metavar="PATH", help="dataset (default: the run's own)")
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = subparsers.add_parser("predict", help="sentiment of reviews from the installed model")
+    predict.add_argument("texts", nargs="+", metavar="TEXT", help="review text(s)")
+    _add_models_dir(predict)
+    predict.set_defaults(handler=_predict)
+
+
+def _add_models_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--models-dir",
+        default=os.environ.get("MODELS_DIR", "models"),
+        help="installed models (default: $MODELS_DIR or models/)",
+    )
 
 
 def _train_iris(args: argparse.Namespace) -> int:
@@ -20,4 +62,71 @@ def _train_iris(args: argparse.Namespace) -> int:
 
     summary = train_and_save(args.out or default_model_path())
     print(summary)
+    return 0
+
+
+def _train_imdb(args: argparse.Namespace) -> int:
+    from mlapi.training.experiment import output_path, run_experiment
+
+    config = config_from_args(args)
+    print(f"run: {config.run_name}")
+    result = run_experiment(
+        config,
+        data=args.data,
+        out_dir=args.out,
+        models_dir=None if args.no_export else args.models_dir,
+        progress=not args.quiet,
+    )
+    m = result.metrics
+    print(
+        f"train accuracy {m['train_accuracy_final']:.4f}"
+        f" | val accuracy {m['val_accuracy_final']:.4f}"
+        f" | best val accuracy {m['val_accuracy_best']:.4f} (epoch {m['best_epoch']})"
+        f" | gap {m['train_val_gap']:.4f} | val_loss rises {m['val_loss_rises']}"
+    )
+    print(f"test accuracy {m['test_accuracy']:.4f} (weights of epoch {m['checkpoint_epoch']})")
+    print(f"report: {output_path(result.out_dir, result.run_name, 'report')}")
+    if result.model_dir is not None:
+        print(
+            f"model installed: {result.model_dir} "
+            f"(ONNX parity max |diff| {result.parity_max_abs_diff:.1e})"
+        )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from mlapi.training.experiment import evaluate_run, find_run
+
+    saved = find_run(args.run, args.out)
+    test = evaluate_run(saved, args.data)
+    recorded = {}
+    if saved.path("metrics").is_file():
+        recorded = json.loads(saved.path("metrics").read_text(encoding="utf-8"))
+    print(f"run: {saved.run_name} ({test.n:,} test reviews)")
+    rows = [("accuracy", test.accuracy, recorded.get("test_accuracy"))]
+    rows.append(("ROC-AUC", test.roc_auc, recorded.get("roc_auc")))
+    for label, values in test.per_class.items():
+        saved_class = recorded.get("per_class", {}).get(label, {})
+        for name in ("precision", "recall", "f1"):
+            rows.append((f"{name} {label}", values[name], saved_class.get(name)))
+    print(f"{'metric':<20} {'recomputed':>10} {'recorded':>10}")
+    for name, now, before in rows:
+        print(f"{name:<20} {_fmt(now):>10} {_fmt(before):>10}")
+    print(f"confusion matrix (rows true, columns predicted {test.labels}): {test.confusion_matrix}")
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from mlapi.serving.sentiment import SentimentPredictor
+
+    predictor = SentimentPredictor.load(Path(args.models_dir) / "sentiment")
+    for text, (label, probability) in zip(args.texts, predictor.predict(args.texts), strict=True):
+        snippet = text if len(text) <= 60 else text[:57] + "..."
+        print(f"{label}\t{probability:.4f}\t{snippet}")
     return 0

@@ -10,8 +10,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import importlib.metadata
+import json
+import os
+import platform
+import random
+import shlex
+import shutil
+import tempfile
 from dataclasses import dataclass, field, fields
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlapi.artifacts import atomic_write_json, atomic_write_text, utc_now_iso
+from mlapi.errors import ArtifactError, MlapiError
+
+if TYPE_CHECKING:
+    from mlapi.evaluation import ClassificationMetrics
 
 
 def _opt(help: str, tag: str | None = None, choices: tuple[str, ...] | None = None, **kw: Any):
@@ -41,6 +59,12 @@ class ExperimentConfig:
     optimizer: str = _opt("optimizer", choices=("adam",), default="adam")
     lr: float = _opt("learning rate", default=2e-4)
     clipnorm: float = _opt("clip the gradient norm to this (0: no clipping)", default=1.0)
+    clip_mode: str = _opt(
+        "per_parameter: Keras clipnorm; global: Keras global_clipnorm",
+        "clipmode",
+        ("per_parameter", "global"),
+        default="per_parameter",
+    )
     loss: str = _opt("loss", choices=("bce",), default="bce")
     batch_size: int = _opt("batch size", default=64)
     epochs: int = _opt("maximum number of epochs", default=10)
@@ -162,10 +186,398 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             type=kind,
             default=f.default,
             choices=f.metadata.get("choices"),
-            metavar=None if f.metadata.get("choices") else f.name.upper(),
+            metavar=None if f.metadata.get("choices") else ("X" if kind is float else "N"),
             help=f"{f.metadata['help']} (default: {default_text})",
         )
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     return ExperimentConfig(**{f.name: getattr(args, f.name) for f in fields(ExperimentConfig)})
+
+
+# ---------------------------------------------------------------------------------------
+# Running an experiment. torch, the data pipeline and the plots are imported inside the
+# functions so that building the CLI parser stays fast.
+
+TORCH_THREADS = 2
+OUTPUT_FILES = {
+    "checkpoint": "best.pt",
+    "vocabulary": "vocabulary.json",
+    "config": "config.json",
+    "history": "history.csv",
+    "curves": "curves.png",
+    "confusion_csv": "confusion_matrix.csv",
+    "confusion_png": "confusion_matrix.png",
+    "metrics": "metrics.json",
+    "report": "report.md",
+}
+HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+def output_path(out_dir: str | os.PathLike, run: str, kind: str) -> Path:
+    """`<out_dir>/<run>_<file>` for one of OUTPUT_FILES' kinds."""
+    return Path(out_dir) / f"{run}_{OUTPUT_FILES[kind]}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_name: str
+    out_dir: Path
+    metrics: dict[str, Any]
+    model_dir: Path | None
+    parity_max_abs_diff: float | None
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    data: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike = "outputs_imdb",
+    models_dir: str | os.PathLike | None = "models",
+    progress: bool = True,
+) -> RunResult:
+    """Train, test once, write the run's outputs, then export and install the model.
+
+    The outputs are written into a hidden staging folder inside `out_dir` and moved into
+    place only when all of them exist; an interrupt or error removes the staging folder
+    and leaves `out_dir` and `models_dir` as they were. `models_dir=None` skips export.
+    """
+    import torch
+
+    from mlapi.data.imdb import load_encoded, load_encoded_test
+    from mlapi.evaluation import classify
+    from mlapi.training.loop import fit, predict_proba
+
+    torch.set_num_threads(TORCH_THREADS)
+    name = config.run_name
+    encoded = load_encoded(
+        data,
+        num_words=config.vocab_size,
+        maxlen=config.maxlen,
+        padding=config.padding,
+        truncating=config.truncating,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        limit=config.limit,
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging.", dir=out_dir))
+    try:
+        seed_everything(config.seed)
+        network = build_network(config, encoded.vocabulary.size)
+        checkpoint = _checkpoint_callback(config, output_path(staging, name, "checkpoint"))
+        history = fit(
+            network,
+            (encoded.x_train, encoded.y_train),
+            (encoded.x_val, encoded.y_val),
+            fit_config(config),
+            callbacks=[*_plateau_callbacks(config), checkpoint],
+            progress=progress,
+        )
+        if history.interrupted:
+            raise KeyboardInterrupt
+        network.load_state_dict(torch.load(checkpoint.path, weights_only=True))
+
+        x_test, y_test, _ = load_encoded_test(data, encoded.vocabulary)  # read once, here
+        test = classify(y_test, predict_proba(network, x_test))
+        columns = {c: history.metric(c) for c in HISTORY_COLUMNS}
+        metrics = _run_metrics(config, columns, test, checkpoint.best_epoch, encoded)
+        encoded.vocabulary.save(output_path(staging, name, "vocabulary"))
+        _write_outputs(staging, config, data, columns, metrics, encoded.vocabulary.size)
+        _publish(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    if models_dir is None:
+        return RunResult(name, out_dir, metrics, None, None)
+    from mlapi.export import export_sentiment_model
+
+    try:
+        exported = export_sentiment_model(
+            network,
+            encoded.vocabulary,
+            encoded.x_val,
+            models_dir,
+            run_name=name,
+            arch=config.arch,
+            metrics=_serving_metrics(metrics),
+            versions=library_versions(),
+        )
+    except MlapiError as exc:
+        raise ArtifactError(f"run outputs are in {out_dir}, but {exc}") from exc
+    return RunResult(name, out_dir, metrics, exported.directory, exported.max_abs_diff)
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_network(config: ExperimentConfig, vocab_size: int):
+    """The network named by `config.arch`, sized for a fitted vocabulary."""
+    from mlapi.models.lstm import LSTMClassifier
+
+    return LSTMClassifier(
+        vocab_size,
+        embed_dim=config.embed_dim,
+        hidden_size=config.hidden_size,
+        dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout,
+        l2=config.l2,
+    )
+
+
+def fit_config(config: ExperimentConfig):
+    from mlapi.training.loop import FitConfig
+
+    return FitConfig(
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        learning_rate=config.lr,
+        clipnorm=config.clipnorm or None,
+        clip_mode=config.clip_mode,
+        seed=config.seed,
+        threads=TORCH_THREADS,
+    )
+
+
+def _plateau_callbacks(config: ExperimentConfig) -> list:
+    from mlapi.training.callbacks import EarlyStopping, ReduceLROnPlateau
+
+    return [
+        EarlyStopping("val_loss", patience=config.early_stopping_patience),
+        ReduceLROnPlateau(
+            "val_loss",
+            factor=config.reduce_lr_factor,
+            patience=config.reduce_lr_patience,
+            min_lr=config.min_lr,
+        ),
+    ]
+
+
+def _checkpoint_callback(config: ExperimentConfig, path: Path):
+    from mlapi.training.callbacks import ModelCheckpoint
+
+    mode = "max" if config.checkpoint_monitor == "val_accuracy" else "min"
+    return ModelCheckpoint(path, monitor=config.checkpoint_monitor, mode=mode)
+
+
+def _run_metrics(
+    config: ExperimentConfig,
+    columns: dict[str, list[float]],
+    test: ClassificationMetrics,
+    checkpoint_epoch: int | None,
+    encoded: Any,
+) -> dict[str, Any]:
+    if checkpoint_epoch is None:
+        raise ArtifactError(f"no checkpoint was saved: {config.checkpoint_monitor} never improved")
+    from mlapi.evaluation import diagnose_history
+
+    diagnostics = diagnose_history(columns)
+    return {
+        "run_name": config.run_name,
+        "train_accuracy_final": diagnostics.train_accuracy_final,
+        "val_accuracy_final": diagnostics.val_accuracy_final,
+        "val_accuracy_best": diagnostics.val_accuracy_best,
+        "best_epoch": diagnostics.best_epoch,
+        "train_val_gap": diagnostics.train_val_gap,
+        "val_loss_rises": diagnostics.val_loss_rises,
+        "test_accuracy": test.accuracy,
+        "roc_auc": test.roc_auc,
+        "per_class": test.per_class,
+        "confusion_matrix": test.confusion_matrix,
+        "labels": list(test.labels),
+        "threshold": test.threshold,
+        "checkpoint_monitor": config.checkpoint_monitor,
+        "checkpoint_epoch": checkpoint_epoch,
+        "val_accuracy_checkpoint": columns["val_accuracy"][checkpoint_epoch - 1],
+        "val_loss_rise_epochs": list(diagnostics.val_loss_rise_epochs),
+        "val_loss_best": diagnostics.val_loss_best,
+        "val_loss_best_epoch": diagnostics.val_loss_best_epoch,
+        "val_loss_final": diagnostics.val_loss_final,
+        "epochs_run": diagnostics.epochs_run,
+        "epochs_max": config.epochs,
+        "seconds_per_epoch": float(np.mean(columns["seconds"])),
+        "seconds_training": float(np.sum(columns["seconds"])),
+        "n_train": len(encoded.y_train),
+        "n_val": len(encoded.y_val),
+        "n_test": test.n,
+        "versions": library_versions(),
+    }
+
+
+def _serving_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    keys = ("test_accuracy", "roc_auc", "val_accuracy_best", "best_epoch", "checkpoint_epoch")
+    return {key: metrics[key] for key in keys}
+
+
+def _write_outputs(
+    staging: Path,
+    config: ExperimentConfig,
+    data: str | os.PathLike | None,
+    columns: dict[str, list[float]],
+    metrics: dict[str, Any],
+    vocab_ids: int,
+) -> None:
+    from mlapi import reporting
+
+    name = config.run_name
+    path = functools.partial(output_path, staging, name)
+    command = train_command(config, data)
+    atomic_write_json(
+        path("config"),
+        {
+            "run_name": name,
+            "config": config.to_dict(),
+            "data": _data_text(data),
+            "command": command,
+            "created_at": utc_now_iso(),
+            "versions": metrics["versions"],
+        },
+    )
+    reporting.write_history_csv(path("history"), columns)
+    reporting.plot_curves(path("curves"), columns, metrics["best_epoch"], title=name)
+    labels = metrics["labels"]
+    reporting.write_confusion_csv(path("confusion_csv"), metrics["confusion_matrix"], labels)
+    reporting.plot_confusion_matrix(path("confusion_png"), metrics["confusion_matrix"], labels)
+    atomic_write_json(path("metrics"), metrics)
+    report = reporting.render_report(
+        metrics,
+        columns,
+        recipe=describe_recipe(config, vocab_ids, metrics),
+        command=command,
+        files={k: path(k).name for k in ("curves", "confusion_png")},
+        max_epochs=config.epochs,
+    )
+    atomic_write_text(path("report"), report)
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Move the finished files into `out_dir`, the metrics and the report last."""
+    last = (OUTPUT_FILES["metrics"], OUTPUT_FILES["report"])
+    files = sorted(staging.iterdir(), key=lambda p: p.name.endswith(last))
+    for file in files:
+        os.replace(file, out_dir / file.name)
+
+
+def describe_recipe(config: ExperimentConfig, vocab_ids: int, metrics: dict[str, Any]) -> dict:
+    """The recipe in the seed's (Keras) words, for the report."""
+    clip = "none" if not config.clipnorm else f"{config.clipnorm} ({config.clip_mode})"
+    return {
+        "model": (
+            f"Embedding({vocab_ids}, {config.embed_dim}) → LSTM({config.hidden_size}, "
+            f"dropout={config.dropout}, recurrent_dropout={config.recurrent_dropout}, "
+            f"kernel_regularizer=L2({config.l2:g})) → Dense(1, sigmoid)"
+        ),
+        "text": (
+            f"top {config.vocab_size:,} ids (0 = padding, 1 = out-of-vocabulary), "
+            f"maxlen {config.maxlen}, padding {config.padding}, truncating {config.truncating}"
+        ),
+        "optimizer": f"Adam(lr={config.lr:g}), gradient clipnorm {clip}",
+        "loss": "binary cross-entropy (+ L2 penalty)",
+        "batch size / max epochs": f"{config.batch_size} / {config.epochs}",
+        "split": (
+            f"{metrics['n_train']:,} train / {metrics['n_val']:,} val (stratified "
+            f"{config.val_fraction:g} of the training reviews, seed {config.seed}) / "
+            f"{metrics['n_test']:,} test, read once after training"
+        ),
+        "callbacks": (
+            f"EarlyStopping(val_loss, patience={config.early_stopping_patience}), "
+            f"ReduceLROnPlateau(val_loss, factor={config.reduce_lr_factor:g}, "
+            f"patience={config.reduce_lr_patience}, min_lr={config.min_lr:g}), "
+            f"ModelCheckpoint({config.checkpoint_monitor}, best only)"
+        ),
+        "seed": config.seed,
+    }
+
+
+def train_command(config: ExperimentConfig, data: str | os.PathLike | None) -> str:
+    args = ["mlapi", "train", "imdb"]
+    if data is not None:
+        args += ["--data", str(data)]
+    return shlex.join(args + config.cli_args())
+
+
+def _data_text(data: str | os.PathLike | None) -> str | None:
+    return None if data is None else str(Path(data).expanduser().resolve())
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("mlapi", "torch", "numpy", "scikit-learn", "onnx", "onnxruntime"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+# ---------------------------------------------------------------------------------------
+# Re-evaluating a saved run.
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    run_name: str
+    out_dir: Path
+    config: ExperimentConfig
+    saved: dict[str, Any]  # the whole <run>_config.json
+
+    def path(self, kind: str) -> Path:
+        return output_path(self.out_dir, self.run_name, kind)
+
+
+def find_run(run: str | os.PathLike, out_dir: str | os.PathLike = "outputs_imdb") -> SavedRun:
+    """A run by name (in `out_dir`), by its `_config.json` path, or by any of its files."""
+    given = Path(run)
+    if given.is_file():
+        config_path = _config_beside(given)
+    else:
+        config_path = output_path(out_dir, str(run), "config")
+    if not config_path.is_file():
+        raise ArtifactError(f"no saved run {str(run)!r}: {config_path} does not exist")
+    try:
+        saved = json.loads(config_path.read_text(encoding="utf-8"))
+        config = ExperimentConfig.from_dict(saved["config"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{config_path} is not a valid run config: {exc}") from exc
+    return SavedRun(saved.get("run_name", config.run_name), config_path.parent, config, saved)
+
+
+def _config_beside(file: Path) -> Path:
+    suffixes = sorted(OUTPUT_FILES.values(), key=len, reverse=True)
+    for suffix in suffixes:
+        if file.name.endswith("_" + suffix):
+            run = file.name[: -len(suffix) - 1]
+            return output_path(file.parent, run, "config")
+    raise ArtifactError(f"{file} is not a file of a saved run")
+
+
+def evaluate_run(saved: SavedRun, data: str | os.PathLike | None = None) -> ClassificationMetrics:
+    """Rebuild the network from the run's config, vocabulary and best checkpoint, then
+    recompute the test metrics. `data` defaults to the dataset the run was trained on."""
+    import torch
+
+    from mlapi.data.imdb import load_encoded_test
+    from mlapi.evaluation import classify
+    from mlapi.text import Vocabulary
+    from mlapi.training.loop import predict_proba
+
+    torch.set_num_threads(TORCH_THREADS)
+    for kind in ("checkpoint", "vocabulary"):
+        if not saved.path(kind).is_file():
+            raise ArtifactError(f"{saved.path(kind)} is missing; cannot evaluate the run")
+    vocabulary = Vocabulary.load(saved.path("vocabulary"))
+    network = build_network(saved.config, vocabulary.size)
+    try:
+        state = torch.load(saved.path("checkpoint"), weights_only=True)
+        network.load_state_dict(state)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ArtifactError(f"cannot load {saved.path('checkpoint')}: {exc}") from exc
+    if data is None:
+        data = saved.saved.get("data")
+    x_test, y_test, _ = load_encoded_test(data, vocabulary)
+    return classify(y_test, predict_proba(network, x_test))
