@@ -1,0 +1,75 @@
+"""Prediction endpoints. Each one: read a JSON object, validate it, predict, answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from mlapi.serving.errors import ApiError, validation_error
+
+bp = Blueprint("api", __name__)
+
+IRIS_EXAMPLE = '{"features": [5.1, 3.5, 1.4, 0.2]}'
+
+
+def serving_state():
+    return current_app.extensions["mlapi"]
+
+
+def is_json_mimetype(mimetype: str) -> bool:
+    """application/json (any case, any parameters) or any +json suffix."""
+    return mimetype == "application/json" or mimetype.endswith("+json")
+
+
+def read_json_object(example: str) -> dict[str, Any]:
+    """The request body as a JSON object, or an ApiError saying what is wrong with it."""
+    if not is_json_mimetype(request.mimetype):
+        got = request.content_type or "no Content-Type"
+        raise ApiError(
+            415,
+            f"Content-Type must be application/json, got {got}. "
+            "With curl, add -H 'Content-Type: application/json'.",
+        )
+    raw = request.get_data(cache=False)  # Werkzeug refuses bodies over MAX_CONTENT_LENGTH (413)
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "Request body is not valid UTF-8 text.") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400,
+            f"Request body is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). "
+            f"Example: {example}",
+        ) from None
+    except RecursionError:
+        raise ApiError(400, "Request body is nested too deeply.") from None
+    if not isinstance(body, dict):
+        raise ApiError(
+            400, f"Request body must be a JSON object, got {_json_kind(body)}. Example: {example}"
+        )
+    return body
+
+
+def validate(model: type[BaseModel], body: dict[str, Any]) -> BaseModel:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(exc, list(model.model_fields)) from None
+
+
+def _json_kind(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+@bp.post("/predict")
+def predict_iris():
+    state = serving_state()
+    payload = validate(state.schemas.iris_request, read_json_object(IRIS_EXAMPLE))
+    predictor = state.registry.get("iris")
+    if payload.features is not None:
+        return jsonify(predictor.predict([payload.features])[0])
+    return jsonify(predictions=predictor.predict(payload.instances))

@@ -1,0 +1,68 @@
+"""The application factory, as in Flask's tutorial: `create_app(settings=None)`."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+
+from flask import Flask, g, request
+from pydantic import BaseModel
+
+from mlapi.serving import api, pages, schemas
+from mlapi.serving.errors import register_error_handlers
+from mlapi.serving.iris import IrisPredictor
+from mlapi.serving.registry import ModelRegistry
+from mlapi.serving.settings import ServingSettings
+
+log = logging.getLogger("mlapi.serving")
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+@dataclass(frozen=True)
+class RequestSchemas:
+    iris_request: type[BaseModel]
+
+
+@dataclass(frozen=True)
+class ServingState:
+    settings: ServingSettings
+    registry: ModelRegistry
+    schemas: RequestSchemas
+
+
+def create_app(settings: ServingSettings | None = None) -> Flask:
+    settings = settings or ServingSettings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["mlapi"] = ServingState(
+        settings=settings,
+        registry=load_models(settings),
+        schemas=RequestSchemas(iris_request=schemas.iris_request_model(settings.max_batch)),
+    )
+    app.before_request(_assign_request_id)
+    app.after_request(_echo_request_id)
+    register_error_handlers(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    return app
+
+
+def load_models(settings: ServingSettings) -> ModelRegistry:
+    """Load every model from paths in the settings (never from a request)."""
+    registry = ModelRegistry()
+    registry.load("iris", lambda: IrisPredictor.load(settings.modelo_path))
+    return registry
+
+
+def _assign_request_id() -> None:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+def _echo_request_id(response):
+    response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+    return response

@@ -1,0 +1,57 @@
+"""The models a server holds. A model that failed to load keeps its reason, so the
+server still starts, the other model keeps serving, and requests for the missing
+one get a 503 that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mlapi.errors import MlapiError
+from mlapi.serving.errors import ApiError
+
+log = logging.getLogger("mlapi.serving")
+
+
+@dataclass
+class ModelSlot:
+    name: str
+    predictor: Any = None
+    problem: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.predictor is not None
+
+
+class ModelRegistry:
+    def __init__(self) -> None:
+        self.slots: dict[str, ModelSlot] = {}
+
+    def load(self, name: str, loader: Callable[[], Any]) -> ModelSlot:
+        """Run `loader`; keep its predictor, or the reason it failed (logged once)."""
+        try:
+            slot = ModelSlot(name, predictor=loader())
+            log.info("model %s loaded", name)
+        except MlapiError as exc:
+            slot = ModelSlot(name, problem=str(exc))
+            log.warning("model %s not loaded: %s", name, exc)
+        except Exception as exc:  # a corrupt file can fail in many ways inside a library
+            slot = ModelSlot(name, problem=f"could not load the {name} model: {exc}")
+            log.exception("model %s failed to load", name)
+        self.slots[name] = slot
+        return slot
+
+    def get(self, name: str) -> Any:
+        """The predictor, or a 503 ApiError saying why there is none."""
+        slot = self.slots.get(name)
+        if slot is None:
+            raise ApiError(
+                404, f"There is no model named '{name}'. Known: {', '.join(self.slots)}."
+            )
+        if not slot.loaded:
+            raise ApiError(503, f"The {name} model is not available: {slot.problem}")
+        return slot.predictor

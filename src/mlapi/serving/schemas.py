@@ -1,0 +1,95 @@
+"""Request and response schemas (pydantic v2). The OpenAPI document is generated from them.
+
+Request models are built per app by small factories because their limits (batch
+size, text length) come from the serving settings: the document then states the
+limits the running server really enforces.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+# A real number that survives the trip to float32: booleans, numeric strings, null,
+# lists, NaN, Infinity and out-of-range values are all rejected.
+FiniteFloat32 = Annotated[
+    float, Strict(), Field(allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)
+]
+IRIS_FEATURE_COUNT = 4
+IrisRow = Annotated[
+    list[FiniteFloat32],
+    Field(
+        min_length=IRIS_FEATURE_COUNT,
+        max_length=IRIS_FEATURE_COUNT,
+        description="sepal_length, sepal_width, petal_length, petal_width (cm)",
+        examples=[[5.1, 3.5, 1.4, 0.2]],
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _exactly_one(model: BaseModel, single: str, batch: str) -> None:
+    given = [name for name in (single, batch) if getattr(model, name) is not None]
+    if len(given) != 1:
+        raise ValueError(
+            f"send exactly one of '{single}' (one example) or '{batch}' (a list of examples)"
+        )
+
+
+def iris_request_model(max_batch: int) -> type[BaseModel]:
+    class IrisPredictRequest(_Strict):
+        """Either `features` (one flower) or `instances` (a batch)."""
+
+        features: IrisRow | None = None
+        instances: Annotated[list[IrisRow], Field(min_length=1, max_length=max_batch)] | None = None
+
+        @model_validator(mode="after")
+        def _one_of(self):
+            _exactly_one(self, "features", "instances")
+            return self
+
+    return IrisPredictRequest
+
+
+class IrisPrediction(BaseModel):
+    prediction: str = Field(examples=["setosa"])
+    probabilities: dict[str, float] = Field(
+        examples=[{"setosa": 1.0, "versicolor": 0.0, "virginica": 0.0}]
+    )
+
+
+class IrisBatchPrediction(BaseModel):
+    predictions: list[IrisPrediction]
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    message: str
+    field: str | None = None
+    request_id: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    loaded: bool
+    problem: str | None = None
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]

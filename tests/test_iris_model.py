@@ -1,0 +1,77 @@
+"""Training the Iris model, its artifacts, and loading them back safely."""
+
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from mlapi.artifacts import sha256_file
+from mlapi.data.iris import load_iris
+from mlapi.errors import ArtifactError
+from mlapi.iris_model import train_and_save
+from mlapi.serving.iris import IrisPredictor
+
+
+def test_training_writes_pickle_onnx_and_sidecars(tmp_path):
+    path = tmp_path / "modelo.pkl"
+    summary = train_and_save(path)
+    for artifact in ("modelo.pkl", "modelo.onnx"):
+        sidecar = json.loads((tmp_path / f"{artifact}.json").read_text())
+        assert sidecar["sha256"] == sha256_file(tmp_path / artifact)
+        assert sidecar["class_names"] == ["setosa", "versicolor", "virginica"]
+        assert sidecar["feature_names"][0] == "sepal_length"
+        assert sidecar["sklearn_version"]
+        assert sidecar["created_at"]
+    assert 0.85 <= summary["holdout_accuracy"] <= 1.0
+    assert not list(tmp_path.glob(".*tmp"))  # no temp files left behind
+
+
+def test_pickle_is_the_seeds_bare_estimator(iris_model_path):
+    with open(iris_model_path, "rb") as f:
+        model = pickle.load(f)
+    assert model.predict(np.array([[5.1, 3.5, 1.4, 0.2]])).tolist() == [0]
+
+
+def test_training_is_reproducible(tmp_path):
+    a = train_and_save(tmp_path / "a" / "modelo.pkl")
+    b = train_and_save(tmp_path / "b" / "modelo.pkl")
+    assert a["holdout_accuracy"] == b["holdout_accuracy"]
+
+
+def test_onnx_and_pickle_predictors_agree_on_all_rows(iris_model_path, tmp_path):
+    pickle_only = tmp_path / "modelo.pkl"
+    shutil.copy(iris_model_path, pickle_only)
+    shutil.copy(f"{iris_model_path}.json", f"{pickle_only}.json")
+    onnx = IrisPredictor.load(iris_model_path)
+    sklearn = IrisPredictor.load(pickle_only)
+    assert (onnx.backend, sklearn.backend) == ("onnx", "pickle")
+    rows = load_iris().x.tolist()
+    from_onnx, from_sklearn = onnx.predict(rows), sklearn.predict(rows)
+    assert [p["prediction"] for p in from_onnx] == [p["prediction"] for p in from_sklearn]
+    for a, b in zip(from_onnx, from_sklearn, strict=True):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+
+
+@pytest.mark.parametrize("artifact", ["modelo.pkl", "modelo.onnx"])
+def test_tampered_artifact_is_refused(iris_model_path, tmp_path, artifact):
+    for name in ("modelo.pkl", "modelo.pkl.json", "modelo.onnx", "modelo.onnx.json"):
+        shutil.copy(iris_model_path.parent / name, tmp_path / name)
+    if artifact == "modelo.pkl":
+        (tmp_path / "modelo.onnx").unlink()  # so the pickle is what gets loaded
+    with open(tmp_path / artifact, "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(ArtifactError, match="does not match the sha256"):
+        IrisPredictor.load(tmp_path / "modelo.pkl")
+
+
+def test_artifact_without_sidecar_is_refused(iris_model_path, tmp_path):
+    shutil.copy(iris_model_path, tmp_path / "modelo.pkl")
+    with pytest.raises(ArtifactError, match="missing or unreadable"):
+        IrisPredictor.load(tmp_path / "modelo.pkl")
+
+
+def test_missing_model_says_how_to_train(tmp_path):
+    with pytest.raises(ArtifactError, match="python train_model.py"):
+        IrisPredictor.load(tmp_path / "modelo.pkl")

@@ -1,0 +1,61 @@
+"""/health, /ready, /models, / and /openapi.json."""
+
+import pytest
+
+
+def test_health_is_always_ok(make_app, tmp_path):
+    for app in (make_app(), make_app(modelo_path=tmp_path / "absent.pkl")):
+        response = app.test_client().get("/health")
+        assert response.status_code == 200
+        assert response.get_json() == {"status": "ok"}
+
+
+def test_models_describes_the_loaded_iris_model(client, iris_model_path):
+    models = {m["name"]: m for m in client.get("/models").get_json()["models"]}
+    iris = models["iris"]
+    assert iris["loaded"] is True
+    assert iris["class_names"] == ["setosa", "versicolor", "virginica"]
+    assert iris["feature_names"] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert 0.8 <= iris["holdout_accuracy"] <= 1.0
+    assert len(iris["sha256"]) == 64
+    assert iris["created_at"]
+
+
+def test_models_explains_a_missing_model(make_app, tmp_path):
+    client = make_app(modelo_path=tmp_path / "absent.pkl").test_client()
+    iris = {m["name"]: m for m in client.get("/models").get_json()["models"]}["iris"]
+    assert iris["loaded"] is False
+    assert "train_model.py" in iris["problem"]
+
+
+def test_ready_names_what_is_missing(make_app, tmp_path):
+    client = make_app(modelo_path=tmp_path / "absent.pkl").test_client()
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert "iris" in response.get_json()["error"]["message"]
+
+
+def test_index_page_documents_endpoints_with_curl(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    for endpoint in ("/predict", "/health", "/models", "/openapi.json"):
+        assert endpoint in page
+    assert "curl -s -X POST http://localhost/predict" in page
+
+
+@pytest.mark.parametrize("max_batch", [7, 1000])
+def test_openapi_states_the_limits_the_server_enforces(make_app, max_batch):
+    document = make_app(max_batch=max_batch).test_client().get("/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    operation = document["paths"]["/predict"]["post"]
+    assert {"200", "400", "413", "415", "500", "503"} <= set(operation["responses"])
+    schemas = document["components"]["schemas"]
+    request = schemas["IrisPredictRequest"]
+    instances = next(s for s in request["properties"]["instances"]["anyOf"] if s["type"] == "array")
+    assert instances["maxItems"] == max_batch
+    features = next(s for s in request["properties"]["features"]["anyOf"] if s["type"] == "array")
+    assert features["minItems"] == features["maxItems"] == 4
+    assert features["items"]["type"] == "number"
+    assert request["additionalProperties"] is False
