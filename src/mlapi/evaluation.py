@@ -115,11 +115,3 @@ def classify(
         labels=tuple(labels),
     )
 
-
-def flat_class_metrics(metrics: ClassificationMetrics, prefix: str = "test") -> dict[str, float]:
-    """`{"test_precision_negative": ..., "test_f1_positive": ...}` for flat metric tables."""
-    flat = {}
-    for label, values in metrics.per_class.items():
-        for name in ("precision", "recall", "f1"):
-            flat[f"{prefix}_{name}_{label}"] = values[name]
-    return flat

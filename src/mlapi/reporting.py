@@ -50,13 +50,6 @@ def write_confusion_csv(
     atomic_write_text(path, buffer.getvalue())
 
 
-def read_history_csv(path: str | os.PathLike) -> dict[str, list[float]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    columns = [c for c in (rows[0] if rows else {}) if c != "epoch"]
-    return {c: [float(row[c]) for row in rows] for c in columns}
-
-
 def plot_curves(
     path: str | os.PathLike, history: History, best_epoch: int, title: str = ""
 ) -> None:
