@@ -77,8 +77,16 @@ def test_body_that_is_not_a_json_object(client, body, contains):
     [
         ({"feature": SETOSA}, "feature", "not an accepted field (accepted: features, instances)"),
         ({"features": "5.1 3.5 1.4 0.2"}, "features", "valid list"),
-        ({"features": [5.1, 3.5, 1.4]}, "features", "at least 4 items, got 3"),
-        ({"features": [5.1, 3.5, 1.4, 0.2, 1.0]}, "features", "at most 4 items, got 5"),
+        (
+            {"features": [5.1, 3.5, 1.4]},
+            "features",
+            "must have exactly 4 numbers (sepal_length, sepal_width, petal_length, petal_width), got 3",
+        ),
+        (
+            {"features": [5.1, 3.5, 1.4, 0.2, 1.0]},
+            "features",
+            "exactly 4 numbers (sepal_length, sepal_width, petal_length, petal_width), got 5",
+        ),
         ({"features": [5.1, True, 1.4, 0.2]}, "features[1]", "must be a number"),
         ({"features": [5.1, "3.5", 1.4, 0.2]}, "features[1]", "must be a number"),
         ({"features": [5.1, None, 1.4, 0.2]}, "features[1]", "must be a number"),

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "mlapi.data.commands",
     "mlapi.training.commands",
     "mlapi.serving.commands",
+    "mlapi.delivery",
 )
 
 

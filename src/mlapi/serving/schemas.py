@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
 FLOAT32_MAX = 3.4028234663852886e38
 
@@ -18,14 +18,25 @@ FLOAT32_MAX = 3.4028234663852886e38
 FiniteFloat32 = Annotated[
     float, Strict(), Field(allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)
 ]
-IRIS_FEATURE_COUNT = 4
+IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+
+
+def _four_features(row: list[float]) -> list[float]:
+    if len(row) != len(IRIS_FEATURES):
+        raise ValueError(
+            f"must have exactly {len(IRIS_FEATURES)} numbers ({', '.join(IRIS_FEATURES)}), "
+            f"got {len(row)}"
+        )
+    return row
+
+
 IrisRow = Annotated[
     list[FiniteFloat32],
+    AfterValidator(_four_features),
     Field(
-        min_length=IRIS_FEATURE_COUNT,
-        max_length=IRIS_FEATURE_COUNT,
-        description="sepal_length, sepal_width, petal_length, petal_width (cm)",
+        description=f"{', '.join(IRIS_FEATURES)} (cm)",
         examples=[[5.1, 3.5, 1.4, 0.2]],
+        json_schema_extra={"minItems": len(IRIS_FEATURES), "maxItems": len(IRIS_FEATURES)},
     ),
 ]
 
