@@ -4,26 +4,7 @@ import json
 import logging
 
 import pytest
-
-SETOSA = [5.1, 3.5, 1.4, 0.2]
-VIRGINICA = [6.7, 3.0, 5.2, 2.3]
-CLASSES = ["setosa", "versicolor", "virginica"]
-
-
-def post(client, body, content_type="application/json"):
-    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return client.post("/predict", data=data, content_type=content_type)
-
-
-def assert_error(response, status, *, field=None, contains=""):
-    assert response.status_code == status
-    assert response.is_json
-    error = response.get_json()["error"]
-    assert error["status"] == status
-    assert contains in error["message"]
-    assert error.get("field") == field
-    assert error["request_id"] == response.headers["X-Request-ID"]
-    return error
+from api_helpers import CLASSES, SETOSA, VIRGINICA, assert_error, post
 
 
 def test_single_prediction(client):
@@ -80,7 +61,8 @@ def test_body_that_is_not_a_json_object(client, body, contains):
         (
             {"features": [5.1, 3.5, 1.4]},
             "features",
-            "must have exactly 4 numbers (sepal_length, sepal_width, petal_length, petal_width), got 3",
+            "must have exactly 4 numbers (sepal_length, sepal_width, petal_length, petal_width)"
+            ", got 3",
         ),
         (
             {"features": [5.1, 3.5, 1.4, 0.2, 1.0]},

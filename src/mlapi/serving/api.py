@@ -13,6 +13,11 @@ from mlapi.serving.errors import ApiError, validation_error
 bp = Blueprint("api", __name__)
 
 IRIS_EXAMPLE = '{"features": [5.1, 3.5, 1.4, 0.2]}'
+SENTIMENT_EXAMPLE = '{"text": "A wonderful film."}'
+V1_EXAMPLES = {
+    "iris": '{"instances": [[5.1, 3.5, 1.4, 0.2]]}',
+    "sentiment": '{"instances": ["A wonderful film."]}',
+}
 
 
 def serving_state():
@@ -68,8 +73,43 @@ def _json_kind(value: Any) -> str:
 @bp.post("/predict")
 def predict_iris():
     state = serving_state()
-    payload = validate(state.schemas.iris_request, read_json_object(IRIS_EXAMPLE))
-    predictor = state.registry.get("iris")
+    payload = validate(state.schemas.iris, read_json_object(IRIS_EXAMPLE))
+    model = state.registry.get("iris")
     if payload.features is not None:
-        return jsonify(predictor.predict([payload.features])[0])
-    return jsonify(predictions=predictor.predict(payload.instances))
+        return jsonify(model.predict([payload.features])[0])
+    return jsonify(predictions=model.predict(payload.instances))
+
+
+@bp.post("/sentiment")
+def predict_sentiment():
+    state = serving_state()
+    payload = validate(state.schemas.sentiment, read_json_object(SENTIMENT_EXAMPLE))
+    model = state.registry.get("sentiment")
+    if payload.text is not None:
+        return jsonify(model.predict([payload.text])[0])
+    return jsonify(predictions=model.predict(payload.texts))
+
+
+@bp.post("/v1/models/<name>:predict")
+def v1_predict(name: str):
+    """KServe V1 / TF Serving REST: {"instances": [...]} -> {"predictions": [...]}."""
+    state = serving_state()
+    request_model = state.schemas.v1.get(name)
+    if request_model is None:
+        raise ApiError(404, _unknown_model(name))
+    payload = validate(request_model, read_json_object(V1_EXAMPLES[name]))
+    return jsonify(predictions=state.registry.get(name).predict(payload.instances))
+
+
+@bp.get("/v1/models/<name>")
+def v1_model_status(name: str):
+    slot = serving_state().registry.slots.get(name)
+    if slot is None:
+        raise ApiError(404, _unknown_model(name))
+    if not slot.loaded:
+        return jsonify(name=name, ready=False, problem=slot.problem)
+    return jsonify(name=name, ready=True, **slot.predictor.info())
+
+
+def _unknown_model(name: str) -> str:
+    return f"There is no model named '{name}'. Models: {', '.join(V1_EXAMPLES)}."

@@ -14,6 +14,7 @@ from mlapi.serving import api, pages, schemas
 from mlapi.serving.errors import register_error_handlers
 from mlapi.serving.iris import IrisPredictor
 from mlapi.serving.registry import ModelRegistry
+from mlapi.serving.sentiment_model import SentimentModel
 from mlapi.serving.settings import ServingSettings
 
 log = logging.getLogger("mlapi.serving")
@@ -23,7 +24,27 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 @dataclass(frozen=True)
 class RequestSchemas:
-    iris_request: type[BaseModel]
+    iris: type[BaseModel]
+    sentiment: type[BaseModel]
+    v1: dict[str, type[BaseModel]]  # model name -> KServe V1 request
+
+    @classmethod
+    def from_settings(cls, settings: ServingSettings) -> RequestSchemas:
+        text = schemas.sentiment_text_type(settings.sentiment_max_chars)
+        return cls(
+            iris=schemas.iris_request_model(settings.max_batch),
+            sentiment=schemas.sentiment_request_model(
+                settings.sentiment_max_batch, settings.sentiment_max_chars
+            ),
+            v1={
+                "iris": schemas.v1_request_model(
+                    schemas.IrisRow, settings.max_batch, "V1IrisPredictRequest"
+                ),
+                "sentiment": schemas.v1_request_model(
+                    text, settings.sentiment_max_batch, "V1SentimentPredictRequest"
+                ),
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -41,7 +62,7 @@ def create_app(settings: ServingSettings | None = None) -> Flask:
     app.extensions["mlapi"] = ServingState(
         settings=settings,
         registry=load_models(settings),
-        schemas=RequestSchemas(iris_request=schemas.iris_request_model(settings.max_batch)),
+        schemas=RequestSchemas.from_settings(settings),
     )
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
@@ -55,6 +76,7 @@ def load_models(settings: ServingSettings) -> ModelRegistry:
     """Load every model from paths in the settings (never from a request)."""
     registry = ModelRegistry()
     registry.load("iris", lambda: IrisPredictor.load(settings.modelo_path))
+    registry.load("sentiment", lambda: SentimentModel.load(settings.models_dir / "sentiment"))
     return registry
 
 

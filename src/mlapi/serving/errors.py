@@ -58,6 +58,8 @@ def _describe(err: dict, accepted_fields: list[str]) -> str:
         return f"must be a number >= {ctx['ge']:.7g}"
     if kind == "float_type":
         return "must be a number (not a string, boolean, null or list)"
+    if kind == "string_type":
+        return "must be a string"
     if kind == "finite_number":
         return "must be a finite number (NaN and Infinity are not allowed)"
     if kind in ("too_short", "too_long"):

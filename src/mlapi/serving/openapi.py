@@ -28,10 +28,43 @@ def openapi_document(state) -> dict[str, Any]:
         "/predict": {
             "post": _operation(
                 "Classify one Iris flower (`features`) or a batch (`instances`)",
-                request=ref(state.schemas.iris_request),
+                request=ref(state.schemas.iris),
                 ok={"oneOf": [ref(schemas.IrisPrediction), ref(schemas.IrisBatchPrediction)]},
                 error=error,
             )
+        },
+        "/sentiment": {
+            "post": _operation(
+                "Sentiment of one review (`text`) or a batch (`texts`)",
+                request=ref(state.schemas.sentiment),
+                ok={
+                    "oneOf": [
+                        ref(schemas.SentimentPrediction),
+                        ref(schemas.SentimentBatchPrediction),
+                    ]
+                },
+                error=error,
+            )
+        },
+        "/v1/models/iris:predict": {
+            "post": _operation(
+                "KServe V1 protocol for the Iris model",
+                request=ref(state.schemas.v1["iris"]),
+                ok=ref(schemas.V1IrisResponse),
+                error=error,
+            )
+        },
+        "/v1/models/sentiment:predict": {
+            "post": _operation(
+                "KServe V1 protocol for the sentiment model",
+                request=ref(state.schemas.v1["sentiment"]),
+                ok=ref(schemas.V1SentimentResponse),
+                error=error,
+            )
+        },
+        "/v1/models/iris": {"get": _simple("Iris model status", ref(schemas.V1ModelStatus))},
+        "/v1/models/sentiment": {
+            "get": _simple("Sentiment model status", ref(schemas.V1ModelStatus))
         },
         "/health": {"get": _simple("Liveness", ref(schemas.Health))},
         "/ready": {"get": _simple("Readiness: every model loaded", None, error=error)},

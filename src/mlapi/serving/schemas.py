@@ -68,6 +68,56 @@ def iris_request_model(max_batch: int) -> type[BaseModel]:
     return IrisPredictRequest
 
 
+def sentiment_text_type(max_chars: int):
+    """A review: a string with at least one non-space character and at most `max_chars`."""
+
+    def check(text: str) -> str:
+        if not text.strip():
+            raise ValueError("must not be empty or only whitespace")
+        if len(text) > max_chars:
+            raise ValueError(f"must have at most {max_chars} characters, got {len(text)}")
+        return text
+
+    return Annotated[
+        str,
+        Strict(),
+        AfterValidator(check),
+        Field(
+            description="A movie review in English",
+            examples=["A wonderful, moving film with a brilliant cast."],
+            json_schema_extra={"minLength": 1, "maxLength": max_chars},
+        ),
+    ]
+
+
+def sentiment_request_model(max_batch: int, max_chars: int) -> type[BaseModel]:
+    Text = sentiment_text_type(max_chars)
+
+    class SentimentRequest(_Strict):
+        """Either `text` (one review) or `texts` (a batch)."""
+
+        text: Text | None = None
+        texts: Annotated[list[Text], Field(min_length=1, max_length=max_batch)] | None = None
+
+        @model_validator(mode="after")
+        def _one_of(self):
+            _exactly_one(self, "text", "texts")
+            return self
+
+    return SentimentRequest
+
+
+def v1_request_model(item_type, max_batch: int, title: str) -> type[BaseModel]:
+    """KServe V1 / TensorFlow Serving REST: {"instances": [...]}."""
+
+    class V1PredictRequest(_Strict):
+        instances: Annotated[list[item_type], Field(min_length=1, max_length=max_batch)]
+
+    V1PredictRequest.__name__ = V1PredictRequest.__qualname__ = title
+    V1PredictRequest.model_config["title"] = title
+    return V1PredictRequest
+
+
 class IrisPrediction(BaseModel):
     prediction: str = Field(examples=["setosa"])
     probabilities: dict[str, float] = Field(
@@ -77,6 +127,31 @@ class IrisPrediction(BaseModel):
 
 class IrisBatchPrediction(BaseModel):
     predictions: list[IrisPrediction]
+
+
+class SentimentPrediction(BaseModel):
+    label: Literal["negative", "positive"]
+    score: float = Field(description="P(positive)", ge=0, le=1)
+    probabilities: dict[Literal["negative", "positive"], float]
+
+
+class SentimentBatchPrediction(BaseModel):
+    predictions: list[SentimentPrediction]
+
+
+class V1IrisResponse(BaseModel):
+    predictions: list[IrisPrediction]
+
+
+class V1SentimentResponse(BaseModel):
+    predictions: list[SentimentPrediction]
+
+
+class V1ModelStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    ready: bool
 
 
 class ErrorDetail(BaseModel):
