@@ -94,7 +94,7 @@ def test_diagnostics_of_a_clean_run_claim_no_overfitting_and_no_stop():
     sentences = reporting.diagnostics_sentences(m, columns, max_epochs=3)
     text = " ".join(sentences)
     assert "no clear overfitting" in text
-    assert "fell at every one of the 2" in text
+    assert "fell at every epoch-to-epoch step" in text
     assert "the last epoch run" in text
     assert "stopped" not in text and "learning rate" not in text
 

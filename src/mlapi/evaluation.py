@@ -114,4 +114,3 @@ def classify(
         per_class=per_class,
         labels=tuple(labels),
     )
-

@@ -134,7 +134,7 @@ def _gap_sentence(m: Mapping[str, Any]) -> str:
     elif gap >= 0:
         verdict = f"under {NO_OVERFIT_GAP:.2f}: no clear overfitting at the last epoch."
     else:
-        verdict = "val accuracy is above train accuracy at the last epoch."
+        verdict = "val accuracy is above train accuracy."
     return f"{numbers}; {verdict}"
 
 
@@ -144,7 +144,7 @@ def _val_loss_sentence(m: Mapping[str, Any]) -> str:
     if steps == 0:
         return "Only one epoch ran, so val_loss has no trend to describe."
     if rises == 0:
-        trend = f"val_loss fell at every one of the {steps} epoch-to-epoch steps"
+        trend = "val_loss fell at every epoch-to-epoch step"
     else:
         where = ", ".join(str(e) for e in m["val_loss_rise_epochs"])
         trend = f"val_loss rose in {rises} of {steps} epoch-to-epoch steps (at epochs {where})"

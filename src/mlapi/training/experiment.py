@@ -73,7 +73,7 @@ class ExperimentConfig:
         "epochs without val_loss gain before stopping", "es", default=3
     )
     reduce_lr_patience: int = _opt(
-        "epochs without val_loss gain before lowering lr", "rlr", default=2
+        "epochs without val_loss gain before lowering lr", "rlr", default=1
     )
     reduce_lr_factor: float = _opt("lr multiplier on plateau", "rlrf", default=0.5)
     min_lr: float = _opt("lower bound of the learning rate", "minlr", default=1e-6)
@@ -278,12 +278,12 @@ def run_experiment(
             raise KeyboardInterrupt
         network.load_state_dict(torch.load(checkpoint.path, weights_only=True))
 
-        x_test, y_test, _ = load_encoded_test(data, encoded.vocabulary)  # read once, here
+        x_test, y_test, _ = load_encoded_test(encoded.root, encoded.vocabulary)  # once, here
         test = classify(y_test, predict_proba(network, x_test))
         columns = {c: history.metric(c) for c in HISTORY_COLUMNS}
         metrics = _run_metrics(config, columns, test, checkpoint.best_epoch, encoded)
         encoded.vocabulary.save(output_path(staging, name, "vocabulary"))
-        _write_outputs(staging, config, data, columns, metrics, encoded.vocabulary.size)
+        _write_outputs(staging, config, data, encoded.root, columns, metrics)
         _publish(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -405,6 +405,7 @@ def _run_metrics(
         "n_train": len(encoded.y_train),
         "n_val": len(encoded.y_val),
         "n_test": test.n,
+        "vocab_ids": encoded.vocabulary.size,
         "versions": library_versions(),
     }
 
@@ -418,9 +419,9 @@ def _write_outputs(
     staging: Path,
     config: ExperimentConfig,
     data: str | os.PathLike | None,
+    dataset_root: Path,
     columns: dict[str, list[float]],
     metrics: dict[str, Any],
-    vocab_ids: int,
 ) -> None:
     from mlapi import reporting
 
@@ -433,6 +434,7 @@ def _write_outputs(
             "run_name": name,
             "config": config.to_dict(),
             "data": _data_text(data),
+            "dataset_root": str(dataset_root),
             "command": command,
             "created_at": utc_now_iso(),
             "versions": metrics["versions"],
@@ -447,7 +449,7 @@ def _write_outputs(
     report = reporting.render_report(
         metrics,
         columns,
-        recipe=describe_recipe(config, vocab_ids, metrics),
+        recipe=describe_recipe(config, metrics),
         command=command,
         files={k: path(k).name for k in ("curves", "confusion_png")},
         max_epochs=config.epochs,
@@ -463,20 +465,20 @@ def _publish(staging: Path, out_dir: Path) -> None:
         os.replace(file, out_dir / file.name)
 
 
-def describe_recipe(config: ExperimentConfig, vocab_ids: int, metrics: dict[str, Any]) -> dict:
+def describe_recipe(config: ExperimentConfig, metrics: dict[str, Any]) -> dict:
     """The recipe in the seed's (Keras) words, for the report."""
     clip = "none" if not config.clipnorm else f"{config.clipnorm} ({config.clip_mode})"
     return {
         "model": (
-            f"Embedding({vocab_ids}, {config.embed_dim}) → LSTM({config.hidden_size}, "
+            f"Embedding({metrics['vocab_ids']}, {config.embed_dim}) → LSTM({config.hidden_size}, "
             f"dropout={config.dropout}, recurrent_dropout={config.recurrent_dropout}, "
-            f"kernel_regularizer=L2({config.l2:g})) → Dense(1, sigmoid)"
+            f"kernel_regularizer=L2({_format_value(config.l2)})) → Dense(1, sigmoid)"
         ),
         "text": (
             f"top {config.vocab_size:,} ids (0 = padding, 1 = out-of-vocabulary), "
             f"maxlen {config.maxlen}, padding {config.padding}, truncating {config.truncating}"
         ),
-        "optimizer": f"Adam(lr={config.lr:g}), gradient clipnorm {clip}",
+        "optimizer": f"Adam(lr={_format_value(config.lr)}), gradient clipnorm {clip}",
         "loss": "binary cross-entropy (+ L2 penalty)",
         "batch size / max epochs": f"{config.batch_size} / {config.epochs}",
         "split": (
@@ -487,7 +489,7 @@ def describe_recipe(config: ExperimentConfig, vocab_ids: int, metrics: dict[str,
         "callbacks": (
             f"EarlyStopping(val_loss, patience={config.early_stopping_patience}), "
             f"ReduceLROnPlateau(val_loss, factor={config.reduce_lr_factor:g}, "
-            f"patience={config.reduce_lr_patience}, min_lr={config.min_lr:g}), "
+            f"patience={config.reduce_lr_patience}, min_lr={_format_value(config.min_lr)}), "
             f"ModelCheckpoint({config.checkpoint_monitor}, best only)"
         ),
         "seed": config.seed,
@@ -578,6 +580,6 @@ def evaluate_run(saved: SavedRun, data: str | os.PathLike | None = None) -> Clas
     except (RuntimeError, OSError, ValueError) as exc:
         raise ArtifactError(f"cannot load {saved.path('checkpoint')}: {exc}") from exc
     if data is None:
-        data = saved.saved.get("data")
+        data = saved.saved.get("data") or saved.saved.get("dataset_root")
     x_test, y_test, _ = load_encoded_test(data, vocabulary)
     return classify(y_test, predict_proba(network, x_test))
