@@ -1,5 +1,7 @@
 """/health, /ready, /models, / and /openapi.json."""
 
+import html
+
 import pytest
 
 
@@ -39,10 +41,32 @@ def test_index_page_documents_endpoints_with_curl(client):
     response = client.get("/")
     assert response.status_code == 200
     assert response.mimetype == "text/html"
-    page = response.get_data(as_text=True)
-    for endpoint in ("/predict", "/health", "/models", "/openapi.json"):
+    page = html.unescape(response.get_data(as_text=True))
+    for endpoint in (
+        "/predict",
+        "/sentiment",
+        "/v1/models/",
+        "/health",
+        "/models",
+        "/openapi.json",
+    ):
         assert endpoint in page
-    assert "curl -s -X POST http://localhost/predict" in page
+    post = "curl -s -X POST -H 'Content-Type: application/json' http://localhost"
+    assert f"""{post}/predict -d '{{"features": [5.1, 3.5, 1.4, 0.2]}}'""" in page
+    assert f"{post}/sentiment -d" in page
+
+
+def test_index_page_serves_its_own_assets(client):
+    page = client.get("/").get_data(as_text=True)
+    assert "https://" not in page and "http://cdn" not in page  # no external CDN
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert asset in page
+        assert client.get(asset).status_code == 200
+
+
+def test_index_page_says_when_a_model_is_missing(make_app, tmp_path):
+    page = make_app(models_dir=tmp_path / "empty").test_client().get("/").get_data(as_text=True)
+    assert "Not available" in page and "mlapi train imdb" in page
 
 
 @pytest.mark.parametrize("max_batch", [7, 1000])

@@ -11,9 +11,54 @@ from mlapi.serving.openapi import openapi_document
 bp = Blueprint("pages", __name__)
 
 
+IRIS_FIELDS = (
+    ("sepal_length", "Sepal length", 5.1),
+    ("sepal_width", "Sepal width", 3.5),
+    ("petal_length", "Petal length", 1.4),
+    ("petal_width", "Petal width", 0.2),
+)
+
+
 @bp.get("/")
 def index():
-    return render_template("index.html", base_url=request.host_url.rstrip("/"))
+    state = serving_state()
+    return render_template(
+        "index.html",
+        iris_fields=IRIS_FIELDS,
+        max_chars=state.settings.sentiment_max_chars,
+        sentiment_summary=_summary(state.registry.slots["sentiment"], _sentiment_text),
+        iris_summary=_summary(state.registry.slots["iris"], _iris_text),
+        curl_lines=_curl_lines(request.host_url.rstrip("/")),
+    )
+
+
+def _summary(slot, describe) -> str:
+    return describe(slot.predictor.info()) if slot.loaded else f"Not available: {slot.problem}"
+
+
+def _sentiment_text(info: dict) -> str:
+    accuracy = info.get("test_accuracy")
+    scored = f", test accuracy {accuracy:.3f}" if accuracy is not None else ""
+    arch = (info.get("arch") or "model").upper()
+    return f"{arch} trained on IMDb reviews ({info['run_name']}{scored})."
+
+
+def _iris_text(info: dict) -> str:
+    return (
+        f"RandomForest on the Iris data, hold-out accuracy {info['holdout_accuracy']:.3f}. "
+        "Four measurements in centimetres."
+    )
+
+
+def _curl_lines(base_url: str) -> list[str]:
+    post = f"curl -s -X POST -H 'Content-Type: application/json' {base_url}"
+    return [
+        f"{post}/predict -d '{{\"features\": [5.1, 3.5, 1.4, 0.2]}}'",
+        f"{post}/predict -d '{{\"instances\": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}}'",
+        f'{post}/sentiment -d \'{{"text": "A wonderful, moving film."}}\'',
+        f'{post}/v1/models/sentiment:predict -d \'{{"instances": ["Great!", "Dull."]}}\'',
+        f"curl -s {base_url}/models",
+    ]
 
 
 @bp.get("/health")
