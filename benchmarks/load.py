@@ -111,7 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--mlapi-gunicorn-args",
         default="",
-        help="extra gunicorn flags for our server only, to compare settings (e.g. '--threads 2')",
+        help="extra gunicorn flags for our server only, to compare settings "
+        "(write it with '=': --mlapi-gunicorn-args='--threads 2')",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return parser.parse_args(argv)
@@ -189,7 +190,7 @@ def start(
     server = Server(name, process, f"http://127.0.0.1:{port}", log_path, log_file)
     try:
         wait_until_healthy(server)
-    except RuntimeError:
+    except BaseException:
         stop(server)
         print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
         raise
