@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Any
 
@@ -22,6 +23,28 @@ V1_EXAMPLES = {
 
 def serving_state():
     return current_app.extensions["mlapi"]
+
+
+@bp.before_request
+def require_api_key() -> None:
+    """When API_KEY is set, every endpoint here needs it (Bearer or X-API-Key)."""
+    expected = serving_state().settings.api_key
+    if not expected:
+        return
+    presented = _presented_key()
+    if presented is None or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise ApiError(
+            401,
+            "Missing or wrong API key. Send it as 'Authorization: Bearer <key>' "
+            "or 'X-API-Key: <key>'.",
+        )
+
+
+def _presented_key() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("X-API-Key")
 
 
 def is_json_mimetype(mimetype: str) -> bool:

@@ -92,7 +92,10 @@ _HTTP_MESSAGES = {
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.message, exc.field)
+        response, status = error_response(exc.status, exc.message, exc.field)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="mlapi"'
+        return response, status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

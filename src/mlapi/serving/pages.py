@@ -26,6 +26,7 @@ def index():
         "index.html",
         iris_fields=IRIS_FIELDS,
         max_chars=state.settings.sentiment_max_chars,
+        needs_key=bool(state.settings.api_key),
         sentiment_summary=_summary(state.registry.slots["sentiment"], _sentiment_text),
         iris_summary=_summary(state.registry.slots["iris"], _iris_text),
         curl_lines=_curl_lines(request.host_url.rstrip("/")),

@@ -11,9 +11,12 @@ function el(tag, attrs = {}, ...children) {
 }
 
 async function postJson(path, body) {
+  const headers = { "Content-Type": "application/json" };
+  const key = document.getElementById("api-key");
+  if (key && key.value) headers["X-API-Key"] = key.value;
   const response = await fetch(path, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers,
     body: JSON.stringify(body),
   });
   let answer;
