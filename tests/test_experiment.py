@@ -1,14 +1,27 @@
 """ExperimentConfig, run names and the CLI flags derived from them; end-to-end tiny runs."""
 
 import argparse
+import csv
 import dataclasses
+import json
+import shutil
+from pathlib import Path
 
 import pytest
+from imdb_fixtures import make_imdb_tree, tiny_counts
 
+from mlapi import export, reporting
+from mlapi.cli import main
+from mlapi.data import imdb
+from mlapi.training import loop
 from mlapi.training.experiment import (
+    OUTPUT_FILES,
     ExperimentConfig,
     add_config_arguments,
     config_from_args,
+    evaluate_run,
+    find_run,
+    output_path,
     run_name,
 )
 
@@ -81,3 +94,133 @@ def test_config_round_trips_through_its_dict_and_rejects_unknown_keys():
 def test_invalid_settings_are_refused(bad):
     with pytest.raises(ValueError):
         ExperimentConfig(**bad)
+
+
+# ---------------------------------------------------------------------------------------
+# End to end: `mlapi train imdb` on a tiny aclImdb tree, then evaluate and predict.
+
+N_PER_LABEL = 100  # reviews per label in train/ and in test/
+TINY = ExperimentConfig(
+    limit=160, epochs=2, vocab_size=200, maxlen=20, embed_dim=8, hidden_size=4, batch_size=32
+)
+TINY_FLAGS = [*TINY.cli_args(), "--quiet"]
+METRIC_KEYS = {
+    "train_accuracy_final", "val_accuracy_final", "val_accuracy_best", "best_epoch",
+    "train_val_gap", "val_loss_rises", "test_accuracy", "per_class", "roc_auc", "epochs_run",
+    "seconds_per_epoch", "versions", "confusion_matrix", "checkpoint_epoch",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_imdb(tmp_path_factory):
+    """A tiny aclImdb tree, the data pipeline told to accept it, a private cache."""
+    root = make_imdb_tree(tmp_path_factory.mktemp("imdb"), n_per_label=N_PER_LABEL, n_unsup=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(imdb, "EXPECTED_COUNTS", tiny_counts(N_PER_LABEL, 0))
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        mp.delenv("IMDB_DATA", raising=False)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_imdb, tmp_path_factory):
+    """One finished tiny run: (out dir, models dir, CLI exit code)."""
+    base = tmp_path_factory.mktemp("run")
+    out, models = base / "out", base / "models"
+    argv = ["train", "imdb", "--data", str(tiny_imdb), "--out", str(out)]
+    code = main([*argv, "--models-dir", str(models), *TINY_FLAGS])
+    return out, models, code
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (hidden ones included) with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_tiny_run_writes_every_output_with_the_right_keys(tiny_run):
+    out, models, code = tiny_run
+    assert code == 0
+    name = TINY.run_name
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [output_path(out, name, kind).name for kind in OUTPUT_FILES] + [f"{name}_best.pt.json"]
+    )  # and nothing half-written or left in staging
+    metrics = json.loads(output_path(out, name, "metrics").read_text())
+    assert set(metrics) >= METRIC_KEYS
+    assert metrics["epochs_run"] == 2 and metrics["n_train"] + metrics["n_val"] == 160
+    assert metrics["n_test"] == 2 * N_PER_LABEL == sum(map(sum, metrics["confusion_matrix"]))
+    assert set(metrics["per_class"]) == {"negative", "positive"}
+    assert set(metrics["per_class"]["positive"]) == {"precision", "recall", "f1", "support"}
+    assert metrics["train_val_gap"] == pytest.approx(
+        metrics["train_accuracy_final"] - metrics["val_accuracy_final"]
+    )
+    assert {"torch", "numpy", "scikit-learn", "onnxruntime"} <= set(metrics["versions"])
+
+    saved = json.loads(output_path(out, name, "config").read_text())
+    assert ExperimentConfig.from_dict(saved["config"]) == TINY
+    assert saved["command"].startswith("mlapi train imdb --data ")
+
+    history = list(csv.DictReader(output_path(out, name, "history").open()))
+    assert [row["epoch"] for row in history] == ["1", "2"]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(history[0])
+    matrix = list(csv.reader(output_path(out, name, "confusion_csv").open()))
+    assert matrix[0] == ["true\\predicted", "negative", "positive"]
+    for kind in ("curves", "confusion_png"):
+        assert output_path(out, name, kind).read_bytes().startswith(b"\x89PNG")
+    report = output_path(out, name, "report").read_text()
+    assert f"`{name}`" in report and "## Diagnostics" in report
+    assert f"| test accuracy | {metrics['test_accuracy']:.4f} |" in report
+
+    installed = models / "sentiment"
+    assert sorted(p.name for p in installed.iterdir()) == [
+        "metadata.json", "model.onnx", "vocabulary.json"]  # fmt: skip
+    meta = json.loads((installed / "metadata.json").read_text())
+    assert meta["run_name"] == name
+    assert meta["metrics"]["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_evaluate_recomputes_the_recorded_test_metrics(tiny_run, capsys):
+    out, _, _ = tiny_run
+    saved = find_run(TINY.run_name, out)
+    test = evaluate_run(saved)
+    recorded = json.loads(saved.path("metrics").read_text())
+    assert test.accuracy == recorded["test_accuracy"]
+    assert test.confusion_matrix == recorded["confusion_matrix"]
+    assert find_run(saved.path("report")).run_name == TINY.run_name  # any file of the run
+    assert main(["evaluate", TINY.run_name, "--out", str(out)]) == 0
+    assert f"{recorded['test_accuracy']:.4f}" in capsys.readouterr().out
+    assert main(["evaluate", "no_such_run", "--out", str(out)]) == 2
+
+
+def test_predict_prints_label_and_probability(tiny_run, capsys):
+    _, models, _ = tiny_run
+    assert main(["predict", "a great and wonderful film", "--models-dir", str(models)]) == 0
+    label, probability, text = capsys.readouterr().out.strip().split("\t")
+    assert label in ("positive", "negative") and 0 <= float(probability) <= 1
+    assert text == "a great and wonderful film"
+    assert main(["predict", "anything", "--models-dir", str(models / "none")]) == 2
+
+
+@pytest.mark.parametrize("where", ["training", "writing outputs", "installing the model"])
+def test_an_interrupted_run_leaves_old_outputs_and_model_untouched(
+    where, tiny_imdb, tiny_run, tmp_path, monkeypatch
+):
+    out, models = tmp_path / "out", tmp_path / "models"
+    shutil.copytree(tiny_run[0], out)  # the same run name: its files must survive as they were
+    shutil.copytree(tiny_run[1], models)
+    before_out, before_models = snapshot(out), snapshot(models)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "training":
+        monkeypatch.setattr(loop, "_train_epoch", interrupt)  # fit turns it into interrupted
+    elif where == "writing outputs":
+        monkeypatch.setattr(reporting, "plot_confusion_matrix", interrupt)  # curves are done
+    else:
+        monkeypatch.setattr(export, "replace_directory", interrupt)
+    argv = ["train", "imdb", "--data", str(tiny_imdb), "--out", str(out)]
+    assert main([*argv, "--models-dir", str(models), *TINY_FLAGS]) == 130
+    if where != "installing the model":  # by then the run's outputs are complete
+        assert snapshot(out) == before_out
+    assert sorted(p.name for p in out.iterdir()) == sorted(before_out)
+    assert snapshot(models) == before_models
