@@ -74,6 +74,7 @@ def test_body_that_is_not_a_json_object(client, body, contains):
         ({"features": [5.1, None, 1.4, 0.2]}, "features[1]", "must be a number"),
         ({"features": [5.1, [3.5], 1.4, 0.2]}, "features[1]", "must be a number"),
         ({"features": [5.1, 3.5, 1.4, 3.5e38]}, "features[3]", "<= 3.402823e+38"),
+        ({"features": None}, "features", "valid list"),
         ({"instances": [SETOSA, [1, 2, 3, "x"]]}, "instances[1][3]", "must be a number"),
     ],
 )

@@ -74,6 +74,8 @@ def read_json_object(example: str) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise ApiError(400, "Request body is nested too deeply.") from None
+    except ValueError as exc:  # e.g. an integer literal with thousands of digits
+        raise ApiError(400, f"Request body has a value JSON parsing refused: {exc}.") from None
     if not isinstance(body, dict):
         raise ApiError(
             400, f"Request body must be a JSON object, got {_json_kind(body)}. Example: {example}"

@@ -7,6 +7,7 @@ limits the running server really enforces.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
@@ -45,6 +46,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _one_of_schema(single: str, batch: str) -> ConfigDict:
+    """Say in the JSON schema what `_exactly_one` enforces."""
+    return ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": [single]}, {"required": [batch]}]},
+    )
+
+
 def _exactly_one(model: BaseModel, single: str, batch: str) -> None:
     given = [name for name in (single, batch) if getattr(model, name) is not None]
     if len(given) != 1:
@@ -54,11 +63,13 @@ def _exactly_one(model: BaseModel, single: str, batch: str) -> None:
 
 
 def iris_request_model(max_batch: int) -> type[BaseModel]:
-    class IrisPredictRequest(_Strict):
+    class IrisPredictRequest(BaseModel):
         """Either `features` (one flower) or `instances` (a batch)."""
 
-        features: IrisRow | None = None
-        instances: Annotated[list[IrisRow], Field(min_length=1, max_length=max_batch)] | None = None
+        model_config = _one_of_schema("features", "instances")
+        # Absent means None; an explicit null is rejected like any other non-list.
+        features: IrisRow = None
+        instances: Annotated[list[IrisRow], Field(min_length=1, max_length=max_batch)] = None
 
         @model_validator(mode="after")
         def _one_of(self):
@@ -68,11 +79,18 @@ def iris_request_model(max_batch: int) -> type[BaseModel]:
     return IrisPredictRequest
 
 
+# Whitespace as JSON Schema (ECMAScript) regexes see it, written out so that Python's `re`
+# and the published schema agree exactly on what "only whitespace" means.
+WHITESPACE = r"\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NOT_BLANK = f"[^{WHITESPACE}]"
+_NOT_BLANK = re.compile(NOT_BLANK)
+
+
 def sentiment_text_type(max_chars: int):
     """A review: a string with at least one non-space character and at most `max_chars`."""
 
     def check(text: str) -> str:
-        if not text.strip():
+        if not _NOT_BLANK.search(text):
             raise ValueError("must not be empty or only whitespace")
         if len(text) > max_chars:
             raise ValueError(f"must have at most {max_chars} characters, got {len(text)}")
@@ -85,7 +103,7 @@ def sentiment_text_type(max_chars: int):
         Field(
             description="A movie review in English",
             examples=["A wonderful, moving film with a brilliant cast."],
-            json_schema_extra={"minLength": 1, "maxLength": max_chars},
+            json_schema_extra={"minLength": 1, "maxLength": max_chars, "pattern": NOT_BLANK},
         ),
     ]
 
@@ -93,11 +111,12 @@ def sentiment_text_type(max_chars: int):
 def sentiment_request_model(max_batch: int, max_chars: int) -> type[BaseModel]:
     Text = sentiment_text_type(max_chars)
 
-    class SentimentRequest(_Strict):
+    class SentimentRequest(BaseModel):
         """Either `text` (one review) or `texts` (a batch)."""
 
-        text: Text | None = None
-        texts: Annotated[list[Text], Field(min_length=1, max_length=max_batch)] | None = None
+        model_config = _one_of_schema("text", "texts")
+        text: Text = None
+        texts: Annotated[list[Text], Field(min_length=1, max_length=max_batch)] = None
 
         @model_validator(mode="after")
         def _one_of(self):

@@ -1,0 +1,148 @@
+"""Hostile input, generated: no request body yields a 500, an HTML page, or an undocumented answer.
+
+Two generators: schemathesis drives every operation of /openapi.json in-process (valid and
+invalid data, checked against the documented responses), and hypothesis throws arbitrary JSON
+and bytes at every POST endpoint. Then the nasty cases by hand: huge, deeply nested, not UTF-8,
+NaN/Infinity.
+"""
+
+import json
+
+import pytest
+import schemathesis
+from api_helpers import SETOSA
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+
+from mlapi.serving.schemas import ErrorResponse
+
+POST_ENDPOINTS = [
+    "/predict",
+    "/sentiment",
+    "/v1/models/iris:predict",
+    "/v1/models/sentiment:predict",
+]
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=6)
+        | st.dictionaries(
+            st.sampled_from(["features", "instances", "text", "texts", "x"]) | st.text(max_size=8),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=25,
+)
+
+
+def assert_documented(response):
+    """JSON always; 200 or a client error in the shared error shape; never a 5xx."""
+    assert response.status_code < 500, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    if response.status_code >= 400:
+        error = ErrorResponse.model_validate(response.get_json()).error
+        assert error.status == response.status_code
+        assert error.message
+
+
+@pytest.fixture(scope="module")
+def hostile_client(iris_model_path, sentiment_models_dir):
+    from mlapi.serving import create_app
+    from mlapi.serving.settings import ServingSettings
+
+    settings_ = ServingSettings.from_env(
+        env={}, modelo_path=iris_model_path, models_dir=sentiment_models_dir
+    )
+    return create_app(settings_).test_client()
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_schemathesis_every_operation(make_app, mode):
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", make_app())
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 9
+    for operation in operations:
+        if mode is GenerationMode.NEGATIVE and operation.method.upper() == "GET":
+            continue  # GET operations take no input to make invalid
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @FAST
+        def check(case):
+            case.call_and_validate()
+
+        check()
+
+
+@pytest.mark.parametrize("path", POST_ENDPOINTS)
+@given(body=json_values)
+@FAST
+def test_arbitrary_json_bodies(hostile_client, path, body):
+    data = json.dumps(body, allow_nan=True)
+    response = hostile_client.post(path, data=data, content_type="application/json")
+    assert_documented(response)
+    assert response.status_code in (200, 400)
+
+
+@pytest.mark.parametrize("path", POST_ENDPOINTS)
+@given(data=st.binary(max_size=200))
+@FAST
+def test_arbitrary_bytes(hostile_client, path, data):
+    response = hostile_client.post(path, data=data, content_type="application/json")
+    assert_documented(response)
+    assert response.status_code in (200, 400)
+
+
+@pytest.mark.parametrize("path", POST_ENDPOINTS)
+@given(content_type=st.text(max_size=30).filter(lambda t: "\n" not in t and "\r" not in t))
+@FAST
+def test_arbitrary_content_types(hostile_client, path, content_type):
+    response = hostile_client.post(
+        path, data=json.dumps({"features": SETOSA}), headers={"Content-Type": content_type}
+    )
+    assert_documented(response)
+
+
+HAND_MADE = {
+    "deeply nested arrays": b"[" * 50_000 + b"]" * 50_000,
+    "deeply nested objects": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    "not UTF-8": b'{"text": "\xff\xfe caf\xe9"}',
+    "UTF-16 with BOM": '{"text": "good"}'.encode("utf-16"),
+    "lone surrogate escape": b'{"text": "\\ud800 great"}',
+    "NaN": b'{"features": [NaN, 1, 2, 3]}',
+    "Infinity": b'{"instances": [[Infinity, 1, 2, 3]]}',
+    "-Infinity": b'{"features": [-Infinity, 1, 2, 3]}',
+    "huge exponent": b'{"features": [1e999999, 1, 2, 3]}',
+    "huge integer": b'{"features": [' + b"9" * 5000 + b", 1, 2, 3]}",
+    "null bytes": b'{"text": "\x00\x00"}',
+    "duplicate keys": b'{"features": [1,2,3,4], "features": "x"}',
+    "trailing garbage": b'{"features": [1,2,3,4]} xyz',
+    "empty body": b"",
+    "whitespace body": b"   \n ",
+    "many instances": json.dumps({"instances": [SETOSA] * 5000}).encode(),
+    "huge string in text": json.dumps({"text": "a" * 900_000}).encode(),
+}
+
+
+@pytest.mark.parametrize("path", POST_ENDPOINTS)
+@pytest.mark.parametrize("name", list(HAND_MADE))
+def test_hand_made_hostile_bodies(hostile_client, path, name):
+    response = hostile_client.post(path, data=HAND_MADE[name], content_type="application/json")
+    assert_documented(response)
+    assert response.status_code in (200, 400)
+
+
+@pytest.mark.parametrize("path", POST_ENDPOINTS)
+def test_body_over_the_limit_is_413(hostile_client, path):
+    response = hostile_client.post(
+        path, data=b" " * (1 << 20) + b"{}", content_type="application/json"
+    )
+    assert_documented(response)
+    assert response.status_code == 413
