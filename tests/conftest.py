@@ -118,15 +118,18 @@ def start_gunicorn(tmp_path):
     """Start real gunicorn from the repo root on a free loopback port; stop it after the test."""
     processes = []
 
-    def start(env: dict[str, str], *extra_args: str, cwd: Path = REPO_ROOT) -> str:
+    def start(
+        env: dict[str, str], *extra_args: str, cwd: Path = REPO_ROOT, target: str = "app:app"
+    ) -> str:
         port = free_port()
         log = open(tmp_path / f"gunicorn-{port}.log", "wb")  # noqa: SIM115 (closed at teardown)
         command = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", *extra_args]
-        command.append("app:app")
+        command.append(target)
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         processes.append((process, log))
         base_url = f"http://127.0.0.1:{port}"
         wait_until_healthy(base_url, process)
+        start.process = process
         return base_url
 
     yield start
