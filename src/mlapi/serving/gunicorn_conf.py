@@ -1,26 +1,67 @@
 """gunicorn settings for this workload (the repo's gunicorn.conf.py imports these).
 
-Requests are short and CPU-bound (a forest or an LSTM over ONNX Runtime), so one
-worker per core; a few threads per worker keep slow or stalled clients from
-blocking everyone (a sync worker is held by one client until it finishes sending).
+Requests are short and CPU-bound (an ONNX forest in ~10 µs, an LSTM in a few ms; the rest is
+Flask and JSON), so: one worker process per core, and a few threads per worker. The threads are
+not there for speed (the GIL lets one run Python at a time) but so that a client that is slow to
+send its body holds one thread, not the whole worker: a sync worker is held by one client until
+that client has sent everything. `pre_request` below also bounds how long a body read may wait.
+
+Limits: a worker is served by THREADS threads, and a connection stays with the worker that
+accepted it. Up to THREADS - 1 stalled uploads on one worker leave it answering; with more, new
+requests that land on that worker wait until the stalled reads time out (BODY_TIMEOUT). A client
+that keeps trickling bytes, or stalls in its headers, is not cut off by that timeout. Facing the
+internet, put a buffering reverse proxy in front (nginx buffers whole requests by default), which
+hands gunicorn only complete requests.
+
 Every value can be overridden on the gunicorn command line or with GUNICORN_CMD_ARGS.
+Environment: HOST, PORT, WEB_CONCURRENCY (workers), GUNICORN_THREADS, GUNICORN_BODY_TIMEOUT,
+LOG_LEVEL.
 """
 
-import multiprocessing
 import os
 
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (honours taskset and container cpusets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+workers = int(os.environ.get("WEB_CONCURRENCY", _usable_cpus()))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-timeout = 30  # a worker silent this long is restarted
+timeout = 30  # a worker whose main loop is silent this long is killed and replaced
 graceful_timeout = 30  # SIGTERM: in-flight requests get this long to finish
-keepalive = 5
-max_requests = 20_000  # recycle workers now and then, staggered by the jitter
-max_requests_jitter = 2_000
-# Each worker loads its own models: ONNX Runtime sessions are not shared across fork.
+keepalive = 5  # seconds an idle keep-alive connection is kept (a proxy in front reuses them)
+# Recycle each worker after about 100k requests (a new one boots in ~0.6 s), the jitter keeps
+# workers from restarting together: a guard against slow leaks that costs nothing measurable.
+max_requests = 100_000
+max_requests_jitter = 10_000
+# Each worker loads its own models after the fork: ONNX Runtime sessions must not cross a fork.
 preload_app = False
+# The heartbeat file lives in memory, not on a container's overlay filesystem.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# gunicornc's control socket is not used; off, so that servers never share $HOME/.gunicorn.
+control_socket_disable = True
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)sB %(M)sms rid=%({x-request-id}o)s'
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+
+# Seconds a request-body read may wait for the next bytes before the request fails (400) and its
+# thread is free again. 5 s is gunicorn's own wait for a new connection's first bytes.
+BODY_TIMEOUT = float(os.environ.get("GUNICORN_BODY_TIMEOUT", "5"))
+
+
+def pre_request(worker, req):
+    """Bound every socket read of this request's body (gthread reads it in a worker thread).
+
+    gunicorn puts the socket back in blocking mode (no timeout) before it reads the next
+    request's headers, so this applies to bodies only.
+    """
+    sock = getattr(getattr(req, "unreader", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(BODY_TIMEOUT)
