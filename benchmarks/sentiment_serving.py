@@ -25,8 +25,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,14 +32,10 @@ from pathlib import Path
 import numpy as np
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-
-from conftest import free_port, wait_until_healthy  # noqa: E402
-
-from mlapi.artifacts import atomic_write_json, utc_now_iso  # noqa: E402
-from mlapi.iris_model import train_and_save  # noqa: E402
-from mlapi.serving.sentiment_model import SentimentModel  # noqa: E402
+from mlapi.artifacts import atomic_write_json, utc_now_iso
+from mlapi.iris_model import train_and_save
+from mlapi.serving.sentiment_model import SentimentModel
+from mlapi.testing import REPO_ROOT, GunicornServer, rss_mb, server_env
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "sentiment_serving.json"
 WORDS = [
@@ -169,36 +163,17 @@ def measure_latency_and_throughput(model_dir: Path, network, repeats: int) -> di
     }
 
 
-def worker_rss_mb(master_pid: int) -> list[float]:
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    sizes = []
-    for pid in children:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                sizes.append(int(line.split()[1]) / 1024)
-    return sizes
-
-
 def measure_worker_rss(models_dir: Path, workdir: Path) -> dict:
     modelo = workdir / "modelo.pkl"
     train_and_save(modelo)
-    port = free_port()
-    env = {**os.environ, "MODELO_PATH": str(modelo), "MODELS_DIR": str(models_dir)}
-    command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "app:app"]
-    server = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_healthy(base, server)
+    env = server_env(MODELO_PATH=str(modelo), MODELS_DIR=str(models_dir))
+    with GunicornServer(env, "-w", "2") as server:
         for _ in range(50):  # reach both workers, both models
-            requests.post(f"{base}/sentiment", json={"texts": [review(200)] * 32}, timeout=10)
-            requests.post(f"{base}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=10)
-        ready = requests.get(f"{base}/ready", timeout=5).status_code
-        return {"ready_status": ready, "worker_rss_mb": worker_rss_mb(server.pid)}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+            texts = [review(200)] * 32
+            requests.post(f"{server.base_url}/sentiment", json={"texts": texts}, timeout=10)
+            requests.post(f"{server.base_url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
+        ready = requests.get(f"{server.base_url}/ready", timeout=5).status_code
+        return {"ready_status": ready, "worker_rss_mb": [rss_mb(p) for p in server.worker_pids()]}
 
 
 def main() -> int:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 
 from mlapi.iris_model import train_and_save
 from mlapi.serving import create_app
 from mlapi.serving.settings import ServingSettings
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from mlapi.testing import GunicornServer
 
 
 @pytest.fixture(scope="session")
@@ -94,49 +88,18 @@ def client(make_app):
     return make_app().test_client()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early with code {process.returncode}")
-        try:
-            if requests.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise RuntimeError(f"server at {base_url} did not become healthy in {timeout}s")
-
-
 @pytest.fixture
 def start_gunicorn(tmp_path):
     """Start real gunicorn from the repo root on a free loopback port; stop it after the test."""
-    processes = []
+    servers = []
 
-    def start(
-        env: dict[str, str], *extra_args: str, cwd: Path = REPO_ROOT, target: str = "app:app"
-    ) -> str:
-        port = free_port()
-        log = open(tmp_path / f"gunicorn-{port}.log", "wb")  # noqa: SIM115 (closed at teardown)
-        command = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", *extra_args]
-        command.append(target)
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        processes.append((process, log))
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(base_url, process)
-        start.process = process
-        return base_url
+    def start(env: dict[str, str], *extra_args: str, target: str = "app:app") -> str:
+        log_path = tmp_path / f"gunicorn-{len(servers)}.log"
+        server = GunicornServer(env, *extra_args, target=target, log_path=log_path)
+        servers.append(server)
+        start.process = server.process
+        return server.base_url
 
     yield start
-    for process, log in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    for server in servers:
+        server.stop()

@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT, free_port, wait_until_healthy
+
+from mlapi.testing import REPO_ROOT, free_port, wait_until_healthy
 
 
 def run_script(*args, env=None, cwd=REPO_ROOT):

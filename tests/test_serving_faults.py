@@ -10,9 +10,9 @@ import time
 import pytest
 import requests
 from api_helpers import SETOSA, assert_error, post
-from conftest import REPO_ROOT
 
 from mlapi.artifacts import sha256_file, write_sidecar
+from mlapi.testing import REPO_ROOT
 
 
 def copy_iris(iris_model_path, target_dir):

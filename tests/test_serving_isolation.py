@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT
+
+from mlapi.testing import REPO_ROOT
 
 REVIEWS = ["A great and wonderful film, I loved it.", "An awful, boring waste of time."]
 
