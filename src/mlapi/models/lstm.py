@@ -1,16 +1,19 @@
 """The seed's IMDb network: Embedding(vocab, 128) -> LSTM(64) -> Dense(1), returning logits.
 
-Keras semantics kept on purpose (see `LSTMClassifier`):
-- `dropout`: one mask per sequence on the LSTM's inputs, the same at every time step.
-- `recurrent_dropout`: one mask per sequence on the recurrent state h(t-1), the same at
-  every time step; off in evaluation.
-- `l2`: Keras `kernel_regularizer=L2(l2)` = l2 * sum(W_ih ** 2) added to the loss. It covers
-  the input kernel only; Keras' recurrent kernel has its own `recurrent_regularizer`.
+Keras semantics kept on purpose (Keras 2 and 3 agree on all of these):
+- dropout masks are drawn once per sequence and applied at every time step, inverted
+  (kept units scaled by 1 / (1 - rate)), and only in training;
+- with `recurrent_dropout > 0` Keras switches the LSTM to its "implementation 1", where
+  each of the four gates gets its own input mask ([B, E]) and its own recurrent mask on
+  h(t-1) ([B, H]). With `recurrent_dropout == 0` there is one input mask for all gates.
+- `l2`: Keras `kernel_regularizer=L2(l2)` = l2 * sum(W_ih ** 2), added to the loss. It
+  covers the input kernel only (Keras' recurrent kernel has a separate
+  `recurrent_regularizer`, unset in the seed); it is not decoupled weight decay.
 - one LSTM bias (Keras has one), initialised with the forget gate at 1 (`unit_forget_bias`).
 
 Without recurrent dropout (always in evaluation) the LSTM runs on the fused `nn.LSTM`
-kernel, which is also what ONNX export sees. With it, training runs an exact step loop
-(`mlapi.models.recurrent_dropout`) on the same weights.
+kernel, which is also what ONNX export sees. With it, training runs the exact step loop of
+`mlapi.models.recurrent_dropout` on the same weights.
 """
 
 from __future__ import annotations
@@ -64,11 +67,11 @@ class LSTMClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """int64 [batch, seq] -> logits [batch]."""
         x = self.embedding(input_ids)  # [B, T, E]
-        if self.training and self.dropout > 0:
-            x = x * _sequence_mask(x[:, 0, :], self.dropout).unsqueeze(1)
         if self.training and self.recurrent_dropout > 0:
-            h = self._step_loop_last_hidden(x)
+            h = self._masked_step_loop(x)
         else:
+            if self.training and self.dropout > 0:
+                x = x * _dropout_mask(x.new_empty(x.shape[0], 1, x.shape[2]), self.dropout)
             _, (h_n, _) = self.lstm(x)
             h = h_n[0]
         return self.head(h).squeeze(-1)
@@ -77,19 +80,22 @@ class LSTMClassifier(nn.Module):
         """Keras `kernel_regularizer=L2(l2)`: l2 * sum of squares of the input kernel."""
         return self.l2 * self.lstm.weight_ih_l0.square().sum()
 
-    def _step_loop_last_hidden(self, x: torch.Tensor) -> torch.Tensor:
-        lstm = self.lstm
-        mask = _sequence_mask(x.new_empty(x.shape[0], lstm.hidden_size), self.recurrent_dropout)
+    def _masked_step_loop(self, x: torch.Tensor) -> torch.Tensor:
+        """Keras' implementation 1: per-gate input and recurrent masks, fixed over time."""
+        lstm, batch = self.lstm, x.shape[0]
+        input_masks = None
+        if self.dropout > 0:
+            input_masks = _dropout_mask(x.new_empty(batch, 4, x.shape[2]), self.dropout)
+        recurrent_masks = _dropout_mask(
+            x.new_empty(batch, 4, lstm.hidden_size), self.recurrent_dropout
+        )
+        bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
         return lstm_last_hidden(
-            x,
-            lstm.weight_ih_l0,
-            lstm.weight_hh_l0,
-            lstm.bias_ih_l0 + lstm.bias_hh_l0,
-            mask,
+            x, lstm.weight_ih_l0, lstm.weight_hh_l0, bias, input_masks, recurrent_masks
         )
 
 
-def _sequence_mask(like: torch.Tensor, rate: float) -> torch.Tensor:
-    """Inverted-dropout mask shaped like `like` ([batch, features]): 0 or 1 / (1 - rate)."""
+def _dropout_mask(like: torch.Tensor, rate: float) -> torch.Tensor:
+    """Inverted-dropout mask shaped like `like`: 0, or 1 / (1 - rate) with prob. 1 - rate."""
     keep = 1.0 - rate
     return torch.empty_like(like).bernoulli_(keep).div_(keep)

@@ -1,20 +1,30 @@
-"""A single-layer LSTM with Keras' recurrent dropout, exact and fast on CPU.
+"""A single-layer LSTM with Keras' dropout masks, exact and fast on CPU.
 
-Keras' `recurrent_dropout` multiplies h(t-1) by one mask per sequence before the recurrent
-matmul, so the recurrence cannot use the fused `nn.LSTM` kernel. This module runs it as a
-step loop with a hand-written backward through time:
+Keras (2 and 3) runs an LSTM with `recurrent_dropout > 0` as its "implementation 1": every
+gate gets its own input-dropout mask [B, E] and its own recurrent-dropout mask [B, H],
+drawn once per batch and applied at every time step:
 
-- the input projection x @ W_ih for all time steps is one matmul, outside the loop;
-- the forward loop keeps only h(t-1) @ W_hh and the gate arithmetic, in place;
-- the backward loop keeps only d_gates(t) @ W_hh and the cell's chain rule; every local
-  derivative is computed for all steps at once before it, and dW_hh after it in one matmul.
+    z_k(t) = (x(t) * m_k) @ W_ih_k^T + (h(t-1) * r_k) @ W_hh_k^T + b_k,   k in i, f, g, o
 
-Gates are stored internally in the order (o, i, f, g) so that one `sigmoid_` covers o, i, f.
+The recurrent masks rule out the fused `nn.LSTM` kernel, so this module runs the
+recurrence as a step loop with a hand-written backward through time:
+
+- the input projection for all time steps is one batched matmul, outside the loop (the
+  per-gate input masks are folded into per-row weights, so no masked copies of x);
+- the loop keeps only h(t-1) @ W_hh and the gate arithmetic, in the C kernel of
+  `mlapi.models.lstm_kernel` (or in PyTorch ops where that kernel is unavailable);
+- dW_hh is one batched matmul after the backward loop.
+
+Gates are stored internally in the order (o, i, f, g): one `sigmoid` covers o, i, f.
 """
 
 from __future__ import annotations
 
 import torch
+
+from mlapi.models import lstm_kernel
+
+_TO_INTERNAL = [3, 0, 1, 2]  # gate blocks (i, f, g, o) of nn.LSTM -> (o, i, f, g)
 
 
 def lstm_last_hidden(
@@ -22,88 +32,145 @@ def lstm_last_hidden(
     weight_ih: torch.Tensor,
     weight_hh: torch.Tensor,
     bias: torch.Tensor,
-    recurrent_mask: torch.Tensor | None = None,
+    input_masks: torch.Tensor | None = None,
+    recurrent_masks: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Last hidden state h(T) [B, H] of an LSTM over batch-first x [B, T, E].
 
-    Weights are in `nn.LSTM`'s layout and gate order (i, f, g, o); `bias` is
-    bias_ih + bias_hh. `recurrent_mask` [B, H] multiplies h(t-1) at every step.
+    Weights are in `nn.LSTM`'s layout and gate order (i, f, g, o); `bias` = bias_ih +
+    bias_hh. Masks, per gate in that order: `input_masks` [B, 4, E] multiply x(t),
+    `recurrent_masks` [B, 4, H] multiply h(t-1); None means no dropout.
     """
+    batch, steps, embed = x.shape
     hidden = weight_hh.shape[1]
-    order = _internal_gate_order(hidden, x.device)
-    steps, batch = x.shape[1], x.shape[0]
-    x_time_major = x.transpose(0, 1).reshape(steps * batch, x.shape[2])
-    x_proj = torch.addmm(bias[order], x_time_major, weight_ih[order].t())
-    if recurrent_mask is None:
-        recurrent_mask = x.new_ones(batch, hidden)
-    x_proj = x_proj.view(steps, batch, 4 * hidden)
-    return _MaskedLSTM.apply(x_proj, weight_hh[order], recurrent_mask)
-
-
-def _internal_gate_order(hidden: int, device: torch.device) -> torch.Tensor:
-    """Row indices taking nn.LSTM's gate blocks (i, f, g, o) to (o, i, f, g)."""
-    blocks = torch.arange(4 * hidden, device=device).view(4, hidden)
-    return blocks[[3, 0, 1, 2]].reshape(-1)
+    w_ih = weight_ih.view(4, hidden, embed)[_TO_INTERNAL]
+    w_hh = weight_hh.view(4, hidden, hidden)[_TO_INTERNAL].reshape(4 * hidden, hidden)
+    b = bias.view(4, hidden)[_TO_INTERNAL].reshape(4 * hidden)
+    if input_masks is None:
+        x_proj = torch.addmm(b, x.reshape(batch * steps, embed), w_ih.reshape(-1, embed).t())
+    else:
+        # (x * m_k) @ W_k^T == x @ (W_k * m_k)^T: one weight matrix per batch row.
+        masked_w = w_ih.unsqueeze(0) * input_masks[:, _TO_INTERNAL].unsqueeze(2)
+        x_proj = torch.baddbmm(b, x, masked_w.reshape(batch, 4 * hidden, embed).transpose(1, 2))
+    if recurrent_masks is None:
+        masks = x.new_ones(batch, 4, hidden)
+    else:
+        masks = recurrent_masks[:, _TO_INTERNAL].contiguous()
+    x_proj = x_proj.view(batch, steps, 4 * hidden)
+    return _MaskedLSTM.apply(x_proj, w_hh, masks.view(batch, 4 * hidden))
 
 
 class _MaskedLSTM(torch.autograd.Function):
-    """x_proj [T, B, 4H] (bias included, gates o, i, f, g), w_hh [4H, H], mask [B, H] -> h(T)."""
+    """x_proj [B, T, 4H] (bias in; gates o, i, f, g), w_hh [4H, H], masks [B, 4H] -> h(T)."""
 
     @staticmethod
-    def forward(ctx, x_proj, w_hh, mask):
-        steps, batch, gates = x_proj.shape
-        hid = gates // 4
-        w_hh_t = w_hh.t()
-        acts = torch.empty_like(x_proj)  # gate activations o, i, f, g at every step
-        cells = x_proj.new_zeros(steps + 1, batch, hid)  # c(t-1) at index t
-        tanh_cells = x_proj.new_empty(steps, batch, hid)
-        h_in = x_proj.new_zeros(steps, batch, hid)  # masked h(t-1), the matmul's input at t
-        h = x_proj.new_empty(batch, hid)
-        for t in range(steps):
-            a = acts[t]
-            torch.addmm(x_proj[t], h_in[t], w_hh_t, out=a)
-            a[:, : 3 * hid].sigmoid_()
-            a[:, 3 * hid :].tanh_()
-            c = cells[t + 1]
-            torch.mul(a[:, 2 * hid : 3 * hid], cells[t], out=c)  # f * c(t-1)
-            c.addcmul_(a[:, hid : 2 * hid], a[:, 3 * hid :])  # + i * g
-            torch.tanh(c, out=tanh_cells[t])
-            torch.mul(a[:, :hid], tanh_cells[t], out=h)  # h = o * tanh(c)
-            if t + 1 < steps:
-                torch.mul(h, mask, out=h_in[t + 1])
-        ctx.save_for_backward(w_hh, mask, acts, cells, tanh_cells, h_in)
+    def forward(ctx, x_proj, w_hh, masks):
+        lib = _kernel(x_proj)
+        if lib is not None:
+            h, *saved = _forward_c(lib, x_proj.contiguous(), w_hh, masks.contiguous())
+        else:
+            h, *saved = _forward_torch(x_proj, w_hh, masks)
+        ctx.save_for_backward(w_hh, masks, *saved)
         return h
 
     @staticmethod
     def backward(ctx, grad_h):
-        w_hh, mask, acts, cells, tanh_cells, h_in = ctx.saved_tensors
-        steps, batch, gates = acts.shape
-        hid = gates // 4
-        o, i, f, g = acts.split(hid, dim=2)
-        # Local derivatives for all steps at once.
-        dc_per_dh = o * (1 - tanh_cells * tanh_cells)
-        coef = torch.empty_like(acts)  # d pre-activation / d h(t) for o; / d c(t) for i, f, g
-        torch.mul(tanh_cells, o * (1 - o), out=coef[..., :hid])
-        torch.mul(g, i * (1 - i), out=coef[..., hid : 2 * hid])
-        torch.mul(cells[:-1], f * (1 - f), out=coef[..., 2 * hid : 3 * hid])
-        torch.mul(i, 1 - g * g, out=coef[..., 3 * hid :])
-
-        d_pre = torch.empty_like(acts)
-        dh = grad_h.contiguous().clone()
-        dc = torch.empty_like(dh)
-        dc_carry = torch.zeros_like(dh)
-        for t in range(steps - 1, -1, -1):
-            torch.addcmul(dc_carry, dh, dc_per_dh[t], out=dc)
-            d = d_pre[t]
-            torch.mul(dh, coef[t, :, :hid], out=d[:, :hid])
-            torch.mul(
-                dc.unsqueeze(1),
-                coef[t, :, hid:].view(batch, 3, hid),
-                out=d[:, hid:].view(batch, 3, hid),
-            )
-            if t > 0:
-                torch.mul(dc, f[t], out=dc_carry)
-                torch.mm(d, w_hh, out=dh)
-                dh.mul_(mask)
-        grad_w_hh = d_pre.view(-1, gates).t() @ h_in.view(-1, hid)
+        w_hh, masks, acts, cells, tanh_cells, h_prev = ctx.saved_tensors
+        lib = _kernel(acts)
+        step_loop = _backward_c if lib is not None else _backward_torch
+        d_pre = step_loop(lib, grad_h.contiguous(), w_hh.contiguous(), masks, acts, cells,
+                          tanh_cells)  # fmt: skip
+        # dW_hh[k] = sum over rows b of r_k[b] * (d_pre_k[b]^T @ h_prev[b])
+        batch, _, gates = d_pre.shape
+        hidden = gates // 4
+        per_row = torch.bmm(d_pre.transpose(1, 2), h_prev).view(batch, 4, hidden, hidden)
+        grad_w_hh = (per_row * masks.view(batch, 4, 1, hidden)).sum(0).view(gates, hidden)
         return d_pre, grad_w_hh, None
+
+
+def _kernel(like: torch.Tensor):
+    """The C kernel when it applies (float32 on CPU) and could be built, else None."""
+    if like.dtype != torch.float32 or like.device.type != "cpu":
+        return None
+    return lstm_kernel.load()
+
+
+def _buffers(x_proj: torch.Tensor):
+    """h(T), then what backward needs: activations, c(t-1), tanh(c(t)), h(t-1)."""
+    batch, steps, gates = x_proj.shape
+    hid = gates // 4
+    h = x_proj.new_empty(batch, hid)
+    acts = torch.empty_like(x_proj)
+    cells = x_proj.new_zeros(batch, steps + 1, hid)  # c(t-1) at index t
+    tanh_cells = x_proj.new_empty(batch, steps, hid)
+    h_prev = x_proj.new_zeros(batch, steps, hid)  # h(t-1), before the masks
+    return h, acts, cells, tanh_cells, h_prev
+
+
+def _forward_c(lib, x_proj, w_hh, masks):
+    buffers = h, acts, cells, tanh_cells, h_prev = _buffers(x_proj)
+    batch, steps, gates = x_proj.shape
+    w_hh_t = w_hh.t().contiguous()
+    p = lstm_kernel.ptr
+    lstm_kernel.run_rows(
+        lib.lstm_forward, batch, steps, batch, gates // 4, p(x_proj), p(w_hh_t), p(masks),
+        p(acts), p(cells), p(tanh_cells), p(h_prev), p(h),
+    )  # fmt: skip
+    return buffers
+
+
+def _backward_c(lib, grad_h, w_hh, masks, acts, cells, tanh_cells):
+    batch, steps, gates = acts.shape
+    d_pre = torch.empty_like(acts)
+    dh, dc = torch.empty_like(grad_h), torch.empty_like(grad_h)
+    p = lstm_kernel.ptr
+    lstm_kernel.run_rows(
+        lib.lstm_backward, batch, steps, batch, gates // 4, p(grad_h), p(w_hh), p(masks),
+        p(acts), p(cells), p(tanh_cells), p(d_pre), p(dh), p(dc),
+    )  # fmt: skip
+    return d_pre
+
+
+def _forward_torch(x_proj, w_hh, masks):
+    """The same step loop in PyTorch ops: the fallback, and the C kernel's reference."""
+    buffers = h, acts, cells, tanh_cells, h_prev = _buffers(x_proj)
+    batch, steps, gates = x_proj.shape
+    hid = gates // 4
+    w_per_gate = w_hh.view(4, hid, hid)
+    masks = masks.view(batch, 4, hid)
+    for t in range(steps):
+        masked_h = h_prev[:, t].unsqueeze(1) * masks  # [B, 4, H]
+        z = x_proj[:, t] + torch.einsum("bgk,gjk->bgj", masked_h, w_per_gate).reshape(batch, gates)
+        a = torch.cat([torch.sigmoid(z[:, : 3 * hid]), torch.tanh(z[:, 3 * hid :])], dim=1)
+        o, i, f, g = a.split(hid, dim=1)
+        c = f * cells[:, t] + i * g
+        acts[:, t], cells[:, t + 1], tanh_cells[:, t] = a, c, torch.tanh(c)
+        if t + 1 < steps:
+            h_prev[:, t + 1] = o * tanh_cells[:, t]
+        else:
+            h.copy_(o * tanh_cells[:, t])
+    return buffers
+
+
+def _backward_torch(lib, grad_h, w_hh, masks, acts, cells, tanh_cells):
+    batch, steps, gates = acts.shape
+    hid = gates // 4
+    w_per_gate = w_hh.view(4, hid, hid)
+    masks = masks.view(batch, 4, hid)
+    d_pre = torch.empty_like(acts)
+    dh, dc = grad_h.clone(), torch.zeros_like(grad_h)
+    for t in range(steps - 1, -1, -1):
+        o, i, f, g = acts[:, t].split(hid, dim=1)
+        tc, c_prev = tanh_cells[:, t], cells[:, t]
+        dc = dc + dh * o * (1 - tc * tc)
+        d = torch.cat(
+            [dh * tc * o * (1 - o), dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
+             dc * i * (1 - g * g)],
+            dim=1,
+        )  # fmt: skip
+        d_pre[:, t] = d
+        dc = dc * f
+        if t > 0:
+            per_gate = torch.einsum("bgj,gjk->bgk", d.view(batch, 4, hid), w_per_gate)
+            dh = (per_gate * masks).sum(1)
+    return d_pre

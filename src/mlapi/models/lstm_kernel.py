@@ -1,0 +1,362 @@
+"""A small C kernel for the recurrent-dropout LSTM's step loops, built on first use.
+
+The step loop's time goes into many tiny ops (a 64x256 matmul and a few gate updates per
+step), so per-op dispatch dominates in PyTorch. This C code does one step of one batch
+row in a single pass, and splits the batch rows across threads (rows are independent
+through time, so the threads never wait for each other).
+
+It is compiled with the system C compiler (`cc`, or $CC) into a cache folder
+($MLAPI_KERNEL_CACHE, default ~/.cache/mlapi/kernels), once per source and CPU, and loaded
+with ctypes. Without a compiler, or with MLAPI_LSTM_KERNEL=torch, `load()` returns None
+and `mlapi.models.recurrent_dropout` uses its pure-PyTorch loop, which the tests hold
+this kernel to.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from mlapi.artifacts import atomic_path
+
+C_SOURCE = r"""
+#include <stddef.h>
+#include <stdint.h>
+
+/* exp(x) = 2^n * p(r), |r| <= ln2/2, with Cephes' expf polynomial (about 1 ulp).
+   Branch-free so that gcc vectorizes the loops that call it. */
+static inline float exp_approx(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* n = round(x / ln2); the +128 offset makes truncation a floor (x / ln2 > -126). */
+    const int32_t n = (int32_t)(x * 1.44269504088896341f + 128.5f) - 128;
+    const float nf = (float)n;
+    float r = x - nf * 0.693359375f;
+    r = r + nf * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } scale = {.i = (n + 127) << 23};
+    return p * scale.f;
+}
+static inline float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+static inline float tanh_approx(float x) { return 2.0f / (1.0f + exp_approx(-2.0f * x)) - 1.0f; }
+
+/* Vectors of 16 floats (one AVX-512 register, two AVX ones), loaded unaligned. */
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+#define ROWS 4 /* batch rows per register block: each loaded weight vector serves ROWS rows */
+#define VLOAD(p) (*(const v16 *)(p))
+#define VSTORE(p, v) (*(v16 *)(p) = (v))
+/* Inlined at each call, so that R and Q are constants and the accumulators stay in registers */
+#define SPECIALIZED static inline __attribute__((always_inline))
+
+/* Layouts (G = 4H, gates in the order o, i, f, g, batch-major):
+   xproj, acts, d_pre [B,T,G]; cells [B,T+1,H] (c(t-1) at t); tanh_cells, h_prev [B,T,H]
+   (h_prev: h(t-1), unmasked); masks [B,4,H] (one recurrent mask per gate);
+   wt = W_hh^T [H,G]; w = W_hh [G,H]. */
+
+/* a[r] = xp[r] + sum over k of hm[r, gate(j), k] * wt[k, j] for R <= ROWS rows, in blocks of
+   16*Q columns (Q vectors; a block never straddles two gates: 16*Q divides H).
+   Rows of xp and a are `stride` floats apart; hm [R,4,H]. */
+SPECIALIZED void gates_block(int R, int Q, int H, size_t stride, const float *restrict hm,
+                               const float *restrict wt, const float *restrict xp,
+                               float *restrict a) {
+    const int G = 4 * H, W = 16 * Q;
+    for (int j0 = 0; j0 < G; j0 += W) {
+        const float *restrict hg = hm + (j0 / H) * H;
+        v16 acc[ROWS][4];
+        for (int r = 0; r < R; ++r)
+            for (int q = 0; q < Q; ++q) acc[r][q] = VLOAD(xp + r * stride + j0 + 16 * q);
+        for (int k = 0; k < H; ++k) {
+            v16 w[4];
+            for (int q = 0; q < Q; ++q) w[q] = VLOAD(wt + (size_t)k * G + j0 + 16 * q);
+            for (int r = 0; r < R; ++r) {
+                const float hk = hg[r * G + k];
+                for (int q = 0; q < Q; ++q) acc[r][q] += hk * w[q];
+            }
+        }
+        for (int r = 0; r < R; ++r)
+            for (int q = 0; q < Q; ++q) VSTORE(a + r * stride + j0 + 16 * q, acc[r][q]);
+    }
+}
+
+static void gates_matmul(int R, int H, size_t stride, const float *restrict hm,
+                         const float *restrict wt, const float *restrict xp,
+                         float *restrict a) {
+    const int G = 4 * H;
+    if (R == ROWS && H % 64 == 0) {
+        gates_block(ROWS, 4, H, stride, hm, wt, xp, a);
+    } else if (R == ROWS && H % 32 == 0) {
+        gates_block(ROWS, 2, H, stride, hm, wt, xp, a);
+    } else if (H % 16 == 0) {
+        for (int r = 0; r < R; ++r)
+            gates_block(1, 1, H, stride, hm + r * G, wt, xp + r * stride, a + r * stride);
+    } else {
+        for (int r = 0; r < R; ++r) {
+            for (int j = 0; j < G; ++j) {
+                const float *restrict hg = hm + r * G + (j / H) * H;
+                float acc = xp[r * stride + j];
+                for (int k = 0; k < H; ++k) acc += hg[k] * wt[(size_t)k * G + j];
+                a[r * stride + j] = acc;
+            }
+        }
+    }
+}
+
+/* One row's gate activations and cell update at one step. a [G]: pre-activations in,
+   activations out; writes c, tanh(c) and h = o * tanh(c). */
+static inline void cell_forward(int H, float *restrict a, const float *restrict c_prev,
+                                float *restrict c, float *restrict tc, float *restrict h) {
+    for (int j = 0; j < 3 * H; ++j) a[j] = sigmoid(a[j]);
+    for (int j = 3 * H; j < 4 * H; ++j) a[j] = tanh_approx(a[j]);
+    const float *restrict o = a, *restrict ig = a + H, *restrict fg = a + 2 * H;
+    const float *restrict g = a + 3 * H;
+    for (int j = 0; j < H; ++j) {
+        c[j] = fg[j] * c_prev[j] + ig[j] * g[j];
+        tc[j] = tanh_approx(c[j]);
+        h[j] = o[j] * tc[j];
+    }
+}
+
+/* Forward through all T steps for batch rows [row0, row1). cells[:, 0] and h_prev[:, 0]
+   must be zero on entry; writes the rest, acts, tanh_cells and h_last [B,H] = h(T). */
+void lstm_forward(int T, int B, int H, const float *restrict xproj, const float *restrict wt,
+                  const float *restrict masks, float *restrict acts, float *restrict cells,
+                  float *restrict tanh_cells, float *restrict h_prev, float *restrict h_last,
+                  int row0, int row1) {
+    const int G = 4 * H;
+    float hm[ROWS * 4 * H]; /* h(t-1) * mask, per row and gate */
+    (void)B;
+    for (int t = 0; t < T; ++t) {
+        for (int b0 = row0; b0 < row1; b0 += ROWS) {
+            const int R = row1 - b0 < ROWS ? row1 - b0 : ROWS;
+            for (int r = 0; r < R; ++r) {
+                const float *restrict h = h_prev + ((size_t)(b0 + r) * T + t) * H;
+                const float *restrict m = masks + (size_t)(b0 + r) * G;
+                for (int gate = 0; gate < 4; ++gate)
+                    for (int k = 0; k < H; ++k)
+                        hm[r * G + gate * H + k] = h[k] * m[gate * H + k];
+            }
+            const size_t at = ((size_t)b0 * T + t) * G;
+            gates_matmul(R, H, (size_t)T * G, hm, wt, xproj + at, acts + at);
+            for (int b = b0; b < b0 + R; ++b) {
+                const size_t bt = (size_t)b * T + t;
+                float *restrict h_out =
+                    t + 1 < T ? h_prev + (bt + 1) * H : h_last + (size_t)b * H;
+                cell_forward(H, acts + bt * G, cells + (bt + b) * H, cells + (bt + b + 1) * H,
+                             tanh_cells + bt * H, h_out);
+            }
+        }
+    }
+}
+
+/* dh[r] = sum over gates g of (d[r, g block] @ w[g block]) * masks[r, g] for R <= ROWS rows,
+   in blocks of 16*Q columns. Rows of d are `stride` floats apart; masks [R,4,H]. */
+SPECIALIZED void hidden_grad_block(int R, int Q, int H, size_t stride,
+                                     const float *restrict d, const float *restrict w,
+                                     const float *restrict masks, float *restrict dh) {
+    const int G = 4 * H;
+    for (int k0 = 0; k0 < H; k0 += 16 * Q) {
+        v16 total[ROWS][4];
+        for (int r = 0; r < R; ++r)
+            for (int q = 0; q < Q; ++q) total[r][q] = (v16){0};
+        for (int gate = 0; gate < 4; ++gate) {
+            v16 acc[ROWS][4];
+            for (int r = 0; r < R; ++r)
+                for (int q = 0; q < Q; ++q) acc[r][q] = (v16){0};
+            for (int j = gate * H; j < (gate + 1) * H; ++j) {
+                v16 wv[4];
+                for (int q = 0; q < Q; ++q) wv[q] = VLOAD(w + (size_t)j * H + k0 + 16 * q);
+                for (int r = 0; r < R; ++r) {
+                    const float dj = d[r * stride + j];
+                    for (int q = 0; q < Q; ++q) acc[r][q] += dj * wv[q];
+                }
+            }
+            for (int r = 0; r < R; ++r)
+                for (int q = 0; q < Q; ++q)
+                    total[r][q] += acc[r][q] * VLOAD(masks + r * G + gate * H + k0 + 16 * q);
+        }
+        for (int r = 0; r < R; ++r)
+            for (int q = 0; q < Q; ++q) VSTORE(dh + r * H + k0 + 16 * q, total[r][q]);
+    }
+}
+
+static void hidden_grad(int R, int H, size_t stride, const float *restrict d,
+                        const float *restrict w, const float *restrict masks,
+                        float *restrict dh) {
+    const int G = 4 * H;
+    if (R == ROWS && H % 64 == 0) {
+        hidden_grad_block(ROWS, 4, H, stride, d, w, masks, dh);
+    } else if (R == ROWS && H % 32 == 0) {
+        hidden_grad_block(ROWS, 2, H, stride, d, w, masks, dh);
+    } else if (H % 16 == 0) {
+        for (int r = 0; r < R; ++r)
+            hidden_grad_block(1, 1, H, stride, d + r * stride, w, masks + r * G, dh + r * H);
+    } else {
+        for (int r = 0; r < R; ++r) {
+            for (int k = 0; k < H; ++k) {
+                float total = 0.0f;
+                for (int gate = 0; gate < 4; ++gate) {
+                    float acc = 0.0f;
+                    for (int j = gate * H; j < (gate + 1) * H; ++j)
+                        acc += d[r * stride + j] * w[(size_t)j * H + k];
+                    total += acc * masks[r * G + gate * H + k];
+                }
+                dh[r * H + k] = total;
+            }
+        }
+    }
+}
+
+/* One row's step of backpropagation through the cell: from dh = dL/dh(t) and dc = dL/dc(t)
+   carried from step t+1, writes d [G] = dL/d(pre-activations) and replaces dc by the part
+   of dL/dc(t-1) that flows through the forget gate. */
+static inline void cell_backward(int H, const float *restrict a, const float *restrict c_prev,
+                                 const float *restrict tc, const float *restrict dh,
+                                 float *restrict dc, float *restrict d) {
+    const float *restrict o = a, *restrict ig = a + H, *restrict fg = a + 2 * H;
+    const float *restrict g = a + 3 * H;
+    for (int j = 0; j < H; ++j) {
+        const float dcj = dc[j] + dh[j] * o[j] * (1.0f - tc[j] * tc[j]);
+        d[j] = dh[j] * tc[j] * o[j] * (1.0f - o[j]);
+        d[H + j] = dcj * g[j] * ig[j] * (1.0f - ig[j]);
+        d[2 * H + j] = dcj * c_prev[j] * fg[j] * (1.0f - fg[j]);
+        d[3 * H + j] = dcj * ig[j] * (1.0f - g[j] * g[j]);
+        dc[j] = dcj * fg[j];
+    }
+}
+
+/* Backward through time for rows [row0, row1): from grad_h [B,H] = dL/dh(T), writes
+   d_pre [B,T,G] = dL/d(pre-activation gates). dh and dc [B,H] are scratch. */
+void lstm_backward(int T, int B, int H, const float *restrict grad_h, const float *restrict w,
+                   const float *restrict masks, const float *restrict acts,
+                   const float *restrict cells, const float *restrict tanh_cells,
+                   float *restrict d_pre, float *restrict dh, float *restrict dc,
+                   int row0, int row1) {
+    const int G = 4 * H;
+    (void)B;
+    for (size_t k = (size_t)row0 * H; k < (size_t)row1 * H; ++k) {
+        dh[k] = grad_h[k];
+        dc[k] = 0.0f;
+    }
+    for (int t = T - 1; t >= 0; --t) {
+        for (int b0 = row0; b0 < row1; b0 += ROWS) {
+            const int R = row1 - b0 < ROWS ? row1 - b0 : ROWS;
+            for (int b = b0; b < b0 + R; ++b) {
+                const size_t bt = (size_t)b * T + t;
+                cell_backward(H, acts + bt * G, cells + (bt + b) * H, tanh_cells + bt * H,
+                              dh + (size_t)b * H, dc + (size_t)b * H, d_pre + bt * G);
+            }
+            if (t > 0) {
+                hidden_grad(R, H, (size_t)T * G, d_pre + ((size_t)b0 * T + t) * G, w,
+                            masks + (size_t)b0 * G, dh + (size_t)b0 * H);
+            }
+        }
+    }
+}
+"""
+
+CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-std=c11")
+LINK_FLAGS = ("-shared", "-fPIC")
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def load() -> ctypes.CDLL | None:
+    """The compiled kernel, or None when it is disabled or cannot be built (warns once)."""
+    with _lock:
+        if "lib" not in _state:
+            _state["lib"] = _build_and_load()
+        return _state["lib"]  # type: ignore[return-value]
+
+
+def _build_and_load() -> ctypes.CDLL | None:
+    if os.environ.get("MLAPI_LSTM_KERNEL", "c") == "torch":
+        return None
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        message = "no C compiler: the recurrent-dropout LSTM uses its slower PyTorch loop"
+        warnings.warn(message, stacklevel=3)
+        return None
+    library = _cache_dir() / f"lstm_{_build_key(compiler)}.so"
+    try:
+        if not library.exists():
+            _compile(compiler, library)
+        lib = ctypes.CDLL(str(library))
+    except (OSError, subprocess.SubprocessError) as exc:
+        message = f"LSTM C kernel unavailable ({exc}); using the slower PyTorch loop"
+        warnings.warn(message, stacklevel=3)
+        return None
+    int_, ptr = ctypes.c_int, ctypes.c_void_p
+    lib.lstm_forward.argtypes = [int_] * 3 + [ptr] * 8 + [int_] * 2
+    lib.lstm_backward.argtypes = [int_] * 3 + [ptr] * 9 + [int_] * 2
+    lib.lstm_forward.restype = lib.lstm_backward.restype = None
+    return lib
+
+
+def _cache_dir() -> Path:
+    default = Path.home() / ".cache" / "mlapi" / "kernels"
+    return Path(os.environ.get("MLAPI_KERNEL_CACHE", default))
+
+
+def _build_key(compiler: str) -> str:
+    """Source, flags, compiler and CPU: `-march=native` code is only valid on its own CPU."""
+    cpu = platform.machine() + platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu += "".join(line for line in f if line.startswith(("model name", "flags")))
+    except OSError:
+        pass
+    key = "\n".join([C_SOURCE, " ".join(CFLAGS), compiler, cpu])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _compile(compiler: str, library: Path) -> None:
+    with atomic_path(library) as tmp:
+        source = tmp.with_suffix(".c")
+        source.write_text(C_SOURCE, encoding="utf-8")
+        try:
+            cmd = [compiler, *CFLAGS, *LINK_FLAGS, "-o", str(tmp), str(source)]
+            subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+        finally:
+            source.unlink(missing_ok=True)
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    pool = _state.get("pool")
+    if pool is None or _state.get("workers") != workers:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlapi-lstm")
+        _state["pool"], _state["workers"] = pool, workers
+    return pool  # type: ignore[return-value]
+
+
+def run_rows(fn, batch: int, *args) -> None:
+    """Call `fn(*args, row0, row1)` on torch.get_num_threads() slices of the batch rows."""
+    workers = max(1, min(torch.get_num_threads(), batch))
+    bounds = [batch * k // workers for k in range(workers + 1)]
+    if workers == 1:
+        fn(*args, 0, batch)
+        return
+    futures = [_pool(workers).submit(fn, *args, bounds[k], bounds[k + 1]) for k in range(workers)]
+    for future in futures:
+        future.result()
+
+
+def ptr(tensor: torch.Tensor) -> int:
+    assert tensor.is_contiguous() and tensor.dtype == torch.float32
+    return tensor.data_ptr()
