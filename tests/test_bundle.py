@@ -16,6 +16,7 @@ import requests
 from mlapi.cli import main
 from mlapi.delivery import BUNDLE_NAME, build_bundle
 from mlapi.errors import ArtifactError
+from mlapi.testing import GunicornServer
 
 SEED_FILES = {
     "app.py",
@@ -115,7 +116,7 @@ def test_source_that_is_not_a_checkout_is_refused(iris_model_path, tmp_path):
 
 @pytest.mark.slow
 def test_unzipped_bundle_with_only_its_own_src_serves_and_passes_its_test_api(
-    iris_model_path, tmp_path, start_gunicorn
+    iris_model_path, tmp_path
 ):
     """Code, models and settings come from the unzipped folder; the interpreter and the
     third-party packages are this venv's (a fresh `pip install .` is not exercised here)."""
@@ -137,18 +138,19 @@ def test_unzipped_bundle_with_only_its_own_src_serves_and_passes_its_test_api(
     )
     assert which.stdout.strip() == str(bundle / "src" / "mlapi" / "__init__.py")
 
-    base_url = start_gunicorn(env, "-w", "2", cwd=bundle)  # picks up the bundle's gunicorn.conf.py
-    iris = requests.get(f"{base_url}/models", timeout=10).json()["models"][0]
-    bundled_onnx = json.loads((bundle / "modelo.onnx.json").read_text())
-    assert (iris["backend"], iris["sha256"]) == ("onnx", bundled_onnx["sha256"])
-
-    result = subprocess.run(
-        [sys.executable, "test_api.py", base_url],
-        cwd=bundle,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # From the bundle's folder, so that its gunicorn.conf.py applies.
+    with GunicornServer(env, "-w", "2", cwd=bundle, log_path=tmp_path / "server.log") as server:
+        models = requests.get(f"{server.base_url}/models", timeout=10).json()["models"]
+        iris = next(model for model in models if model["name"] == "iris")
+        bundled_onnx = json.loads((bundle / "modelo.onnx.json").read_text())
+        assert (iris["backend"], iris["sha256"]) == ("onnx", bundled_onnx["sha256"])
+        result = subprocess.run(
+            [sys.executable, "test_api.py", server.base_url],
+            cwd=bundle,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1].endswith(" passed, 0 failed")

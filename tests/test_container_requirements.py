@@ -1,0 +1,259 @@
+"""The container's requirements: they mirror pyproject, hold no torch, and are enough to serve.
+
+There is no Docker engine here, so the image itself is not built. What is checked instead:
+
+- requirements-serve.txt says exactly what pyproject's base dependencies say;
+- the Dockerfile and .dockerignore agree (every COPY source is in the build context);
+- offline: the server starts and answers from *only* the requirement closure of
+  requirements-serve.txt (those distributions, taken from this venv, linked into an empty
+  folder, run with `python -S` so that no other site-packages is visible), with the Dockerfile's
+  own CMD, ENV and HEALTHCHECK; the build stage's `mlapi train iris` runs there too;
+- online, opt-in (MLAPI_TEST_PIP_INSTALL=1, it downloads ~150 MB from PyPI): the same from a
+  fresh venv made by `pip install -r requirements-serve.txt`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import Distribution, distribution
+from pathlib import Path
+
+import pytest
+import requests
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from mlapi.testing import REPO_ROOT, free_port, wait_until_healthy
+
+REQUIREMENTS = REPO_ROOT / "requirements-serve.txt"
+TRAINING_ONLY = {"torch", "matplotlib", "gensim", "onnxscript", "pyyaml", "pytest"}
+
+
+def read_requirements(path: Path = REQUIREMENTS) -> list[Requirement]:
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [Requirement(line) for line in lines if line]
+
+
+def pyproject_dependencies() -> list[Requirement]:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(spec) for spec in project["dependencies"]]
+
+
+def normalized(requirements: list[Requirement]) -> dict[str, str]:
+    return {canonicalize_name(r.name): str(r.specifier) + str(r.marker or "") for r in requirements}
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) per instruction, continuation lines joined, comments dropped."""
+    instructions, current = [], ""
+    for line in (REPO_ROOT / "Dockerfile").read_text().splitlines():
+        if line.lstrip().startswith("#") or not line.strip():
+            continue
+        current += line.rstrip()
+        if current.endswith("\\"):
+            current = current[:-1] + " "
+            continue
+        keyword, _, arguments = current.strip().partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        current = ""
+    return instructions
+
+
+def runtime_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    return instructions[starts[-1] :]
+
+
+def dockerfile_env() -> dict[str, str]:
+    env = {}
+    for keyword, arguments in runtime_stage():
+        if keyword == "ENV":
+            env.update(pair.split("=", 1) for pair in shlex.split(arguments))
+    return env
+
+
+def exec_form(keyword: str) -> list[str]:
+    """The JSON-array command of the runtime stage's CMD or HEALTHCHECK."""
+    (arguments,) = [args for kw, args in runtime_stage() if kw == keyword]
+    return json.loads(arguments[arguments.index("[") :])
+
+
+def requirement_closure(requirements: list[Requirement]) -> dict[str, Distribution]:
+    """Every distribution the requirements pull in, as installed in this venv."""
+    closure: dict[str, Distribution] = {}
+    todo = [(r, "") for r in requirements]
+    while todo:
+        requirement, extra = todo.pop()
+        if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name in closure:
+            continue
+        dist = distribution(name)
+        assert requirement.specifier.contains(dist.version, prereleases=True), (name, dist.version)
+        closure[name] = dist
+        for extra in ("", *requirement.extras):
+            todo += [(Requirement(spec), extra) for spec in dist.requires or []]
+    return closure
+
+
+def link_distributions(dists, target: Path) -> None:
+    """Symlink each distribution's installed files (its RECORD) into `target`."""
+    for dist in dists:
+        for file in dist.files or []:
+            if file.parts[0] == "..":  # console scripts in bin/: not importable, not needed
+                continue
+            link = target / file
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists():
+                link.symlink_to(Path(dist.locate_file(file)).resolve())
+
+
+def test_requirements_serve_mirrors_pyproject_dependencies():
+    assert normalized(read_requirements()) == normalized(pyproject_dependencies())
+
+
+def test_serving_requirements_pull_in_no_training_framework():
+    closure = requirement_closure(read_requirements())
+    assert {"flask", "onnxruntime", "gunicorn"} <= set(closure)
+    assert not TRAINING_ONLY & set(closure)
+
+
+def test_every_dockerfile_copy_source_is_in_the_build_context():
+    ignore = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()]
+    assert ignore[ignore.index("*") :][0] == "*"  # deny everything, then let sources back in
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    sources = []
+    for keyword, arguments in dockerfile_instructions():
+        if keyword == "COPY" and "--from=" not in arguments:
+            sources += shlex.split(arguments)[:-1]
+    assert sources and {source.rstrip("/") for source in sources} <= allowed
+    assert all((REPO_ROOT / source).exists() for source in sources)
+
+
+def test_runtime_stage_is_slim_non_root_and_healthchecked():
+    stage = runtime_stage()
+    assert "-slim" in stage[0][1]
+    users = [arguments for keyword, arguments in stage if keyword == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    assert exec_form("HEALTHCHECK")[0] == "python"
+
+
+def test_the_image_installs_only_requirements_serve_and_the_package_without_deps():
+    installs = []
+    for keyword, arguments in dockerfile_instructions():
+        for command in arguments.split("&&"):
+            words = shlex.split(command)
+            if keyword == "RUN" and words[:2] == ["pip", "install"]:
+                installs.append(words[2:])
+    assert installs == [["-r", "requirements-serve.txt"], ["--no-deps", "."]]
+
+
+@pytest.fixture(scope="module")
+def serving_only_site(tmp_path_factory) -> Path:
+    """A folder holding exactly the requirement closure of requirements-serve.txt."""
+    site = tmp_path_factory.mktemp("serving-site")
+    link_distributions(requirement_closure(read_requirements()).values(), site)
+    return site
+
+
+def isolated_python(site: Path) -> tuple[list[str], dict[str, str]]:
+    """`python -S` (no site-packages) that sees only `site`, our src/ and the stdlib."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "GUNICORN"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(REPO_ROOT / "src")])
+    return [sys.executable, "-S"], env
+
+
+@pytest.mark.slow
+def test_server_starts_from_only_the_serving_requirements_with_the_dockerfile_cmd(
+    serving_only_site, tmp_path
+):
+    python, env = isolated_python(serving_only_site)
+    no_torch = subprocess.run([*python, "-c", "import torch"], env=env, capture_output=True)
+    assert no_torch.returncode != 0 and b"No module named 'torch'" in no_torch.stderr
+
+    # The build stage: `mlapi train iris --out /models/modelo.pkl`.
+    models = tmp_path / "models"
+    train = subprocess.run(
+        [*python, "-m", "mlapi", "train", "iris", "--out", str(models / "modelo.pkl")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert train.returncode == 0, train.stderr
+
+    # The runtime stage: its ENV (on loopback, a free port, our model dir) and its CMD.
+    port = free_port()
+    env.update(dockerfile_env())
+    env.update(HOST="127.0.0.1", PORT=str(port), MODELO_PATH=str(models / "modelo.pkl"))
+    env["MODELS_DIR"] = str(models)
+    command = exec_form("CMD")
+    assert command[0] == "gunicorn"
+    log = tmp_path / "server.log"
+    with open(log, "wb") as log_file:
+        server = subprocess.Popen(
+            [*python, "-m", "gunicorn", *command[1:]],
+            cwd=tmp_path,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            wait_until_healthy(base_url, server, timeout=60)
+            answer = requests.post(
+                f"{base_url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=10
+            )
+            assert answer.status_code == 200 and answer.json()["prediction"] == "setosa"
+            healthcheck = exec_form("HEALTHCHECK")
+            assert healthcheck[0] == "python"
+            check = subprocess.run([*python, *healthcheck[1:]], env=env, timeout=30)
+            assert check.returncode == 0
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("MLAPI_TEST_PIP_INSTALL") != "1",
+    reason="downloads the serving requirements from PyPI; set MLAPI_TEST_PIP_INSTALL=1",
+)
+def test_requirements_install_into_a_fresh_venv_and_serve(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir"]
+    subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True, timeout=900)
+    subprocess.run([*pip, "--no-deps", str(REPO_ROOT)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "check"], check=True)
+    no_torch = subprocess.run([python, "-c", "import torch"], capture_output=True)
+    assert no_torch.returncode != 0
+
+    models = tmp_path / "models"
+    subprocess.run(
+        [str(venv / "bin" / "mlapi"), "train", "iris", "--out", str(models / "modelo.pkl")],
+        check=True,
+        timeout=300,
+    )
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "GUNICORN"))}
+    env.update(dockerfile_env())
+    env.update(HOST="127.0.0.1", PORT=str(port), MODELO_PATH=str(models / "modelo.pkl"))
+    env.update(MODELS_DIR=str(models), PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}")
+    server = subprocess.Popen(exec_form("CMD"), cwd=tmp_path, env=env)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", server, timeout=60)
+        check = subprocess.run(exec_form("HEALTHCHECK"), env=env, timeout=30)
+        assert check.returncode == 0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
