@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -58,8 +59,10 @@ def cache() -> Path:
 
 
 def cache_files() -> list[Path]:
-    """Every file under the cache (empty folders are not 'something left behind')."""
-    return [p for p in cache().rglob("*") if p.is_file()] if cache().exists() else []
+    """Every file or non-empty folder under the cache: what a failure must not leave behind."""
+    if not cache().exists():
+        return []
+    return [p for p in cache().rglob("*") if p.is_file() or any(p.iterdir())]
 
 
 @pytest.fixture
@@ -249,6 +252,21 @@ def test_unsafe_members_are_refused(tmp_path, kind, message):
     assert cache_files() == []
     assert not (tmp_path / "mlapi-evil.txt").exists()
     assert not Path("/tmp/mlapi-evil.txt").exists()
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "device"])
+def test_tarfile_data_filter_is_a_second_line(tmp_path, monkeypatch, kind):
+    monkeypatch.setattr(fetch, "_check_member", lambda member, archive: None)  # first line off
+    extra = [unsafe_member(kind)]
+    hostile = make_imdb_archive(tmp_path / "h.tar.gz", N, N_UNSUP, extra_members=extra)
+    if kind == "absolute":  # the data filter makes the name relative instead of refusing it
+        assert imdb.find_dataset(hostile).is_relative_to(cache())
+    else:
+        with pytest.raises(DataError, match="refusing to extract"):
+            imdb.find_dataset(hostile)
+        assert cache_files() == []
+    assert not Path("/tmp/mlapi-evil.txt").exists()
+    assert not (tmp_path / "mlapi-evil.txt").exists()
 
 
 def test_safe_extract_refuses_before_writing_anything_of_a_hostile_first_member(tmp_path):
@@ -597,9 +615,13 @@ def real_root(tmp_path_factory):
     """The real dataset, extracted once for this module into a private cache."""
     if not REAL_ARCHIVE.exists():
         pytest.skip(f"the real IMDb data is not here ({REAL_ARCHIVE}); set IMDB_DATA to run this")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("real-cache")))
-        yield imdb.find_dataset(REAL_ARCHIVE, include_unsup=True)
+    real_cache = tmp_path_factory.mktemp("real-cache")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("XDG_CACHE_HOME", str(real_cache))
+            yield imdb.find_dataset(REAL_ARCHIVE, include_unsup=True)
+    finally:
+        shutil.rmtree(real_cache, ignore_errors=True)  # 100,000 files: don't keep them around
 
 
 @pytest.mark.slow

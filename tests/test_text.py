@@ -96,6 +96,19 @@ def test_padding_and_truncating_follow_keras_pad_sequences(padding, truncating, 
     assert encoded.tolist() == expected
 
 
+def test_truncate_keeps_what_encoding_keeps_and_fit_counts_matches_fit():
+    pre = Vocabulary(num_words=10, maxlen=2).fit_counts({"b": 2, "a": 2, "c": 5})
+    assert pre.word_index == {"c": 2, "a": 3, "b": 4}
+    post = Vocabulary(num_words=10, maxlen=2, truncating="post").fit(["c c c c c a a b b"])
+    assert post == Vocabulary(num_words=10, maxlen=2, truncating="post").fit_counts(
+        {"b": 2, "a": 2, "c": 5}
+    )
+    words = ["w", "x", "y", "z"]
+    assert pre.truncate(words) == ["y", "z"] and post.truncate(words) == ["w", "x"]
+    assert pre.truncate(words, maxlen=3) == ["x", "y", "z"]
+    assert pre.encode_tokens([pre.truncate(words)]).tolist() == pre.encode_tokens([words]).tolist()
+
+
 def test_encode_empty_inputs():
     vocabulary = Vocabulary(num_words=10, maxlen=3).fit(CORPUS)
     assert vocabulary.encode(["", "!!!"]).tolist() == [[0, 0, 0], [0, 0, 0]]

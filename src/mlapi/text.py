@@ -17,7 +17,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +89,14 @@ class Vocabulary:
         return self.fit_tokens(tokenize(text) for text in texts)
 
     def fit_tokens(self, token_lists: Iterable[list[str]]) -> Vocabulary:
-        """Same as fit, from already tokenized texts. Ties in frequency go alphabetically."""
+        """Same as fit, from already tokenized texts."""
         counts: Counter[str] = Counter()
         for tokens in token_lists:
             counts.update(tokens)
+        return self.fit_counts(counts)
+
+    def fit_counts(self, counts: Mapping[str, int]) -> Vocabulary:
+        """Same as fit, from word counts. Ties in frequency go alphabetically."""
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         kept = ranked[: self.num_words - 2]
         self.word_index = {word: i + 2 for i, (word, _) in enumerate(kept)}
@@ -123,7 +127,7 @@ class Vocabulary:
         lookup = self._index().get
         out = np.full((len(tokens), maxlen), self.PAD, dtype=np.int32)
         for row, words in enumerate(tokens):
-            kept = words[-maxlen:] if self.truncating == "pre" else words[:maxlen]
+            kept = self.truncate(words, maxlen)
             if not kept:
                 continue
             ids = [lookup(word, self.OOV) for word in kept]
@@ -132,6 +136,11 @@ class Vocabulary:
             else:
                 out[row, : len(ids)] = ids
         return out
+
+    def truncate(self, tokens: list[str], maxlen: int | None = None) -> list[str]:
+        """The tokens that encoding keeps: the last maxlen ('pre') or the first ('post')."""
+        maxlen = self.maxlen if maxlen is None else maxlen
+        return tokens[-maxlen:] if self.truncating == "pre" else tokens[:maxlen]
 
     # -- saving --------------------------------------------------------------------------
 

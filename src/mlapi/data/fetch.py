@@ -133,7 +133,7 @@ def safe_extract(archive: Path, dest: Path) -> None:
         ):
             for member in tar:
                 _check_member(member, archive)
-                tarfile.data_filter(member, str(dest))  # raises tarfile.FilterError
+                member = tarfile.data_filter(member, str(dest))  # may raise FilterError
                 _write_member(tar, member, dest / member.name, made_dirs)
                 bar.update(raw.tell() - bar.n)
     except tarfile.FilterError as exc:

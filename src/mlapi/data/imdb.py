@@ -27,7 +27,9 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -165,7 +167,7 @@ def _extracted_archive(archive: Path, include_unsup: bool) -> Path:
         except DataError as exc:
             log.warning("extracting %s again: %s", archive, exc)
     log.info("extracting %s into %s (once; later runs reuse it)", archive, target)
-    with _staging_dir(target.parent) as staging:
+    with _staging_dir(target.parent.parent) as staging:  # the key folder appears on success
         _install_from_archive(archive, target, staging, include_unsup=include_unsup)
     return target
 
@@ -373,7 +375,7 @@ def load_encoded_test(
         reviews = load_split(root, "test")
         texts = [review.text for review in reviews]
         arrays = {
-            "x_test": vocabulary.encode_tokens([tokenize(t) for t in _progress(texts, "test")]),
+            "x_test": _encode_in_batches(vocabulary, texts),
             "y_test": np.array([review.label for review in reviews], dtype=np.int32),
             **_pack_texts(texts),
         }
@@ -395,11 +397,20 @@ def _encode_train(
     train_part, val_part = validation_split(labels[chosen], val_fraction, seed)
     train_index, val_index = chosen[train_part], chosen[val_part]
 
-    tokens = {i: tokenize(reviews[i].text) for i in _progress(chosen.tolist(), "train")}
-    vocabulary.fit_tokens(tokens[i] for i in train_index.tolist())  # never val or test reviews
+    # One pass: count the training portion's words (never val's, never test's), and keep
+    # of each review only the maxlen tokens that encoding will use (memory stays small).
+    counts: Counter[str] = Counter()
+    in_training_portion = set(train_index.tolist())
+    kept: dict[int, list[str]] = {}
+    for i in _progress(chosen.tolist(), "train"):
+        words = tokenize(reviews[i].text)
+        if i in in_training_portion:
+            counts.update(words)
+        kept[i] = [sys.intern(word) for word in vocabulary.truncate(words)]  # one str per word
+    vocabulary.fit_counts(counts)
 
     def encode(index: np.ndarray) -> np.ndarray:
-        return vocabulary.encode_tokens([tokens[i] for i in index.tolist()])
+        return vocabulary.encode_tokens([kept[i] for i in index.tolist()])
 
     return {
         "x_train": encode(train_index),
@@ -412,8 +423,18 @@ def _encode_train(
     }
 
 
-def _progress(items: list, split: str) -> Any:
-    return tqdm(items, desc=f"tokenizing {split}", unit="reviews", disable=None)
+def _encode_in_batches(vocabulary: Vocabulary, texts: list[str], batch: int = 1000) -> np.ndarray:
+    """vocabulary.encode(texts), a batch at a time so the token lists never pile up."""
+    starts = range(0, len(texts), batch)
+    parts = [
+        vocabulary.encode(texts[start : start + batch])
+        for start in _progress(starts, "test", unit=f"x{batch} reviews")
+    ]
+    return np.concatenate(parts) if parts else vocabulary.encode([])
+
+
+def _progress(items: Any, split: str, unit: str = "reviews") -> Any:
+    return tqdm(items, desc=f"tokenizing {split}", unit=unit, disable=None)
 
 
 def dataset_fingerprint(root: Path, split: str) -> str:
