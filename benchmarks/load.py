@@ -33,22 +33,20 @@ import platform
 import re
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from mlapi.artifacts import atomic_write_json, utc_now_iso
+from mlapi.testing import REPO_ROOT, GunicornServer, server_env
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = REPO_ROOT / "benchmarks" / "reference"
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "load.json"
 IRIS_BODY = '{"features": [5.1, 3.5, 1.4, 0.2]}'
@@ -82,15 +80,6 @@ class Target:
     server: str
     path: str
     body: str
-
-
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen
-    base_url: str
-    log_path: Path
-    log_file: Any = field(repr=False)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -128,17 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         modelo_path = train_iris(tmp)
         script = tmp / "post.lua"
         script.write_text(WRK_SCRIPT)
-        servers = {}
-        try:
-            servers["reference"] = start_reference(tmp, modelo_path, args.workers)
-            extra_args = shlex.split(args.mlapi_gunicorn_args)
-            servers["mlapi"] = start_mlapi(
-                tmp, modelo_path, args.models_dir, args.workers, extra_args
-            )
-            report = benchmark(args, servers, script)
-        finally:
-            for server in servers.values():
-                stop(server)
+        extra_args = shlex.split(args.mlapi_gunicorn_args)
+        with (
+            start_reference(tmp, modelo_path, args.workers) as reference,
+            start_mlapi(tmp, modelo_path, args.models_dir, args.workers, extra_args) as mlapi,
+        ):
+            report = benchmark(args, {"reference": reference, "mlapi": mlapi}, script)
     atomic_write_json(args.out, report)
     print_table(report)
     print(f"\nsaved {args.out}")
@@ -153,81 +137,29 @@ def train_iris(directory: Path) -> Path:
     return path
 
 
-def server_env(**extra: str) -> dict[str, str]:
-    """The caller's environment without gunicorn overrides, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k not in ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")}
-    return {**env, **extra}
-
-
-def start_reference(tmp: Path, modelo_path: Path, workers: int) -> Server:
+def start_reference(tmp: Path, modelo_path: Path, workers: int) -> GunicornServer:
     env = server_env(MODELO_PATH=str(modelo_path))
-    return start("reference", REFERENCE_DIR, env, workers, tmp / "reference.log")
+    return start(env, workers, [], REFERENCE_DIR, tmp / "reference.log")
 
 
 def start_mlapi(
     tmp: Path, modelo_path: Path, models_dir: Path, workers: int, extra_args: list[str]
-) -> Server:
+) -> GunicornServer:
     env = server_env(MODELO_PATH=str(modelo_path), MODELS_DIR=str(models_dir))
-    return start("mlapi", REPO_ROOT, env, workers, tmp / "mlapi.log", extra_args)
+    return start(env, workers, extra_args, REPO_ROOT, tmp / "mlapi.log")
 
 
-def start(
-    name: str,
-    cwd: Path,
-    env: dict[str, str],
-    workers: int,
-    log_path: Path,
-    extra_args: list[str] = (),
-) -> Server:
+def start(env, workers: int, extra_args: list[str], cwd: Path, log_path: Path) -> GunicornServer:
     """`gunicorn -w WORKERS -b 127.0.0.1:PORT app:app` in `cwd` (its gunicorn.conf.py, if any)."""
-    port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}"]
-    command += extra_args
-    log_file = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
-    process = subprocess.Popen(
-        [*command, "app:app"], cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT
-    )
-    server = Server(name, process, f"http://127.0.0.1:{port}", log_path, log_file)
     try:
-        wait_until_healthy(server)
+        return GunicornServer(env, "-w", str(workers), *extra_args, cwd=cwd, log_path=log_path)
     except BaseException:
-        stop(server)
-        print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
+        if log_path.exists():
+            print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
         raise
-    return server
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_healthy(server: Server, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited early with code {server.process.returncode}")
-        try:
-            if requests.get(f"{server.base_url}/health", timeout=1).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):  # still booting
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{server.name} did not become healthy in {timeout}s")
-
-
-def stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-    server.log_file.close()
-
-
-def benchmark(args: argparse.Namespace, servers: dict[str, Server], script: Path) -> dict:
+def benchmark(args: argparse.Namespace, servers: dict[str, GunicornServer], script: Path) -> dict:
     targets = [Target("reference", "/predict", IRIS_BODY), Target("mlapi", "/predict", IRIS_BODY)]
     sentiment = Target("mlapi", "/sentiment", args.sentiment_body)
     skipped = {}
@@ -251,7 +183,7 @@ def benchmark(args: argparse.Namespace, servers: dict[str, Server], script: Path
     return build_report(args, targets, runs, skipped)
 
 
-def probe(server: Server, target: Target) -> str | None:
+def probe(server: GunicornServer, target: Target) -> str | None:
     """None when the target answers 200 with a JSON object, else what it answered instead."""
     try:
         response = requests.post(
@@ -267,7 +199,7 @@ def probe(server: Server, target: Target) -> str | None:
     return None
 
 
-def run_wrk(args, server: Server, target: Target, script: Path, seconds: int) -> dict:
+def run_wrk(args, server: GunicornServer, target: Target, script: Path, seconds: int) -> dict:
     log_offset = server.log_path.stat().st_size
     command = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{seconds}s"]
     command += ["--timeout", "2s", "-s", str(script), server.base_url + target.path]
