@@ -84,7 +84,12 @@ def fit(
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
 ) -> History:
-    """Train `model` on `train` = (x int [n, T], y {0, 1} [n]); validate on `val` each epoch."""
+    """Train `model` on `train` = (x int [n, T], y {0, 1} [n]); validate on `val` each epoch.
+
+    Sets torch's thread count to `config.threads` (left so afterwards). On Ctrl-C the epoch
+    in progress is dropped, `on_train_end` still runs (EarlyStopping restores the best
+    weights) and the history so far comes back with `interrupted=True`.
+    """
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # dropout masks
     shuffle_rng = np.random.default_rng(config.seed)
@@ -102,23 +107,13 @@ def fit(
                 callback.on_epoch_begin(epoch, trainer)
             started = time.perf_counter()
             order = torch.from_numpy(shuffle_rng.permutation(len(x_train)))
-            bar = tqdm(
-                total=len(order),
-                desc=f"epoch {epoch}/{config.epochs}",
-                unit="ex",
-                disable=not progress,
-                leave=True,
-            )
-            with bar:
-                logs = _train_epoch(trainer, x_train, y_train, order, config, callbacks, bar)
+            with _progress_bar(epoch, config.epochs, len(order), progress) as bar:
+                logs = {"epoch": epoch}
+                logs |= _train_epoch(trainer, x_train, y_train, order, config, callbacks, bar)
                 if val is not None:
                     logs |= {f"val_{k}": v for k, v in evaluate(model, *val, config).items()}
-                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
-            logs |= {
-                "epoch": epoch,
-                "lr": trainer.learning_rate,
-                "seconds": time.perf_counter() - started,
-            }
+                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if k != "epoch"})
+            logs |= {"lr": trainer.learning_rate, "seconds": time.perf_counter() - started}
             history.epochs.append(logs)
             history.best_epoch = _best_epoch(history)
             for callback in callbacks:
@@ -166,6 +161,10 @@ def _train_epoch(
         for callback in callbacks:
             callback.on_batch_end(batch, logs, trainer)
     return logs
+
+
+def _progress_bar(epoch: int, epochs: int, examples: int, enabled: bool) -> tqdm:
+    return tqdm(total=examples, desc=f"epoch {epoch}/{epochs}", unit="ex", disable=not enabled)
 
 
 @torch.no_grad()
