@@ -53,13 +53,18 @@ def write_confusion_csv(
 def plot_curves(
     path: str | os.PathLike, history: History, best_epoch: int, title: str = ""
 ) -> None:
-    """Accuracy and loss, train vs val, with the best epoch marked."""
+    """Accuracy and loss, train vs val, with the best epoch (by val accuracy) marked."""
     epochs = range(1, len(history["loss"]) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
         ax.plot(epochs, history[metric], "o-", label=f"train {metric}")
         ax.plot(epochs, history[f"val_{metric}"], "s-", label=f"val {metric}")
-        ax.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch ({best_epoch})")
+        ax.axvline(
+            best_epoch,
+            color="grey",
+            linestyle="--",
+            label=f"best val accuracy (epoch {best_epoch})",
+        )
         ax.plot(best_epoch, history[f"val_{metric}"][best_epoch - 1], "k*", markersize=12)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
