@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import random
+import re
 import shlex
 import shutil
 import tempfile
@@ -32,16 +33,47 @@ if TYPE_CHECKING:
     from mlapi.evaluation import ClassificationMetrics
 
 
-def _opt(help: str, tag: str | None = None, choices: tuple[str, ...] | None = None, **kw: Any):
-    """A config field with its CLI help, its run-name tag and its allowed values."""
-    return field(metadata={"help": help, "tag": tag, "choices": choices}, **kw)
+def _opt(
+    help: str,
+    tag: str | None = None,
+    choices: tuple[str, ...] | None = None,
+    name_format: Any = None,
+    **kw: Any,
+):
+    """A config field with its CLI help, its run-name tag and its allowed values
+    (`name_format(value)`, when given, writes the value in the run name)."""
+    return field(
+        metadata={"help": help, "tag": tag, "choices": choices, "name_format": name_format}, **kw
+    )
+
+
+class _NamesOrPath(tuple):
+    """Choices that are a few names or any file path (`--embeddings word2vec|PATH`)."""
+
+    def __contains__(self, value: object) -> bool:
+        return tuple.__contains__(self, value) or (isinstance(value, str) and bool(value))
+
+
+EMBEDDINGS = _NamesOrPath(("none", "word2vec"))
+
+
+def _file_stem(value: str) -> str:
+    """A path as a file-name-safe run-name tag: its stem (`glove.6B.100d`)."""
+    if tuple.__contains__(EMBEDDINGS, value):
+        return value
+    name = Path(value).name.removesuffix(".gz").removesuffix(".txt").removesuffix(".vec")
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", name) or "file"
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Every setting of an IMDb run. Defaults reproduce the seed's Keras recipe."""
 
-    arch: str = _opt("network architecture", choices=("lstm",), default="lstm")
+    arch: str = _opt(
+        "network architecture",
+        choices=("lstm", "bilstm", "gru", "bigru", "cnn", "transformer"),
+        default="lstm",
+    )
     # data and text
     vocab_size: int = _opt("vocabulary size incl. padding and OOV ids", "voc", default=20000)
     maxlen: int = _opt("tokens kept per review", "len", default=200)
@@ -55,6 +87,28 @@ class ExperimentConfig:
     dropout: float = _opt("dropout on the LSTM inputs", "do", default=0.5)
     recurrent_dropout: float = _opt("dropout on the LSTM recurrent state", "rdo", default=0.3)
     l2: float = _opt("L2 penalty on the LSTM input kernel", "l2", default=1e-4)
+    pooling: str = _opt(
+        "pooling over time (auto: last state for RNNs, max for cnn, mean for transformer)",
+        "pool",
+        ("auto", "last", "max", "mean", "maxmean"),
+        default="auto",
+    )
+    num_layers: int = _opt("stacked recurrent or encoder layers", "layers", default=1)
+    heads: int = _opt("attention heads (transformer)", "heads", default=4)
+    embeddings: str = _opt(
+        "pretrained embeddings: none, word2vec (trained on the training + unlabeled "
+        "reviews, cached) or PATH of a GloVe-format text file",
+        "pre",
+        EMBEDDINGS,
+        name_format=_file_stem,
+        default="none",
+    )
+    embeddings_mode: str = _opt(
+        "fine-tune the pretrained embeddings or keep them frozen",
+        "train",
+        ("finetune", "frozen"),
+        default="finetune",
+    )
     # optimisation
     optimizer: str = _opt("optimizer", choices=("adam",), default="adam")
     lr: float = _opt("learning rate", default=2e-4)
@@ -94,9 +148,12 @@ class ExperimentConfig:
             raise ValueError("val_fraction must be between 0 and 1")
         if self.limit is not None and self.limit < 2:
             raise ValueError("limit must be at least 2 reviews")
-        for name in ("vocab_size", "maxlen", "embed_dim", "hidden_size", "batch_size", "epochs"):
+        for name in ("vocab_size", "maxlen", "embed_dim", "hidden_size", "batch_size", "epochs",
+                     "num_layers", "heads"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer")
+        if self.arch == "transformer" and self.embed_dim % self.heads:
+            raise ValueError("embed_dim must be divisible by heads for the transformer")
 
     @property
     def run_name(self) -> str:
@@ -147,7 +204,8 @@ def run_name(config: ExperimentConfig) -> str:
         value = getattr(config, f.name)
         if f.name in _NAMED_IN_BASE or value == f.default:
             continue
-        extras.append(f"{f.metadata.get('tag') or f.name}{_format_value(value)}")
+        text = (f.metadata.get("name_format") or _format_value)(value)
+        extras.append(f"{f.metadata.get('tag') or f.name}{text}")
     return "__".join([name, "_".join(extras)]) if extras else name
 
 
@@ -263,8 +321,13 @@ def run_experiment(
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging.", dir=out_dir))
     try:
+        pretrained = None
+        if config.embeddings != "none":
+            from mlapi.embeddings import pretrained_matrix
+
+            pretrained = pretrained_matrix(config, encoded, progress=progress)
         seed_everything(config.seed)
-        network = build_network(config, encoded.vocabulary.size)
+        network = build_network(config, encoded.vocabulary.size, pretrained)
         checkpoint = _checkpoint_callback(config, output_path(staging, name, "checkpoint"))
         history = fit(
             network,
@@ -316,18 +379,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_network(config: ExperimentConfig, vocab_size: int):
-    """The network named by `config.arch`, sized for a fitted vocabulary."""
-    from mlapi.models.lstm import LSTMClassifier
+def build_network(config: ExperimentConfig, vocab_size: int, pretrained: Any = None):
+    """The network named by `config.arch`, sized for a fitted vocabulary (see
+    mlapi.models.registry); `pretrained` [vocab_size, embed_dim] initialises the embedding."""
+    from mlapi.models.registry import build_network as build
 
-    return LSTMClassifier(
-        vocab_size,
-        embed_dim=config.embed_dim,
-        hidden_size=config.hidden_size,
-        dropout=config.dropout,
-        recurrent_dropout=config.recurrent_dropout,
-        l2=config.l2,
-    )
+    return build(config, vocab_size, pretrained)
 
 
 def fit_config(config: ExperimentConfig):
@@ -468,12 +525,17 @@ def _publish(staging: Path, out_dir: Path) -> None:
 def describe_recipe(config: ExperimentConfig, metrics: dict[str, Any]) -> dict:
     """The recipe in the seed's (Keras) words, for the report."""
     clip = "none" if not config.clipnorm else f"{config.clipnorm} ({config.clip_mode})"
+    model = (
+        f"Embedding({metrics['vocab_ids']}, {config.embed_dim}) → LSTM({config.hidden_size}, "
+        f"dropout={config.dropout}, recurrent_dropout={config.recurrent_dropout}, "
+        f"kernel_regularizer=L2({_format_value(config.l2)})) → Dense(1, sigmoid)"
+    )
+    from mlapi.models.registry import describe_network, uses_seed_lstm
+
+    if not uses_seed_lstm(config) or config.embeddings != "none":
+        model = describe_network(config).replace("vocab", f"{metrics['vocab_ids']}", 1)
     return {
-        "model": (
-            f"Embedding({metrics['vocab_ids']}, {config.embed_dim}) → LSTM({config.hidden_size}, "
-            f"dropout={config.dropout}, recurrent_dropout={config.recurrent_dropout}, "
-            f"kernel_regularizer=L2({_format_value(config.l2)})) → Dense(1, sigmoid)"
-        ),
+        "model": model,
         "text": (
             f"top {config.vocab_size:,} ids (0 = padding, 1 = out-of-vocabulary), "
             f"maxlen {config.maxlen}, padding {config.padding}, truncating {config.truncating}"
