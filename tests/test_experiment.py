@@ -63,7 +63,7 @@ def test_other_settings_get_other_names():
     assert tiny.run_name == SEED_RUN + "__voc200_len20_n300_seed7"
 
 
-# Fields with one allowed value so far (arch, optimizer, loss) cannot change yet.
+# Fields with one allowed value so far (optimizer, loss) cannot change yet.
 CHANGEABLE = [f for f in dataclasses.fields(ExperimentConfig) if another_value(f) is not None]
 
 
@@ -89,7 +89,7 @@ def test_config_round_trips_through_its_dict_and_rejects_unknown_keys():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"arch": "cnn"}, {"val_fraction": 1.0}, {"limit": 1}, {"maxlen": 0}]
+    "bad", [{"arch": "rnn"}, {"val_fraction": 1.0}, {"limit": 1}, {"maxlen": 0}]
 )
 def test_invalid_settings_are_refused(bad):
     with pytest.raises(ValueError):
