@@ -201,6 +201,7 @@ def probe(server: GunicornServer, target: Target) -> str | None:
 
 def run_wrk(args, server: GunicornServer, target: Target, script: Path, seconds: int) -> dict:
     log_offset = server.log_path.stat().st_size
+    load_before = os.getloadavg()[0]
     command = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{seconds}s"]
     command += ["--timeout", "2s", "-s", str(script), server.base_url + target.path]
     completed = subprocess.run(
@@ -216,6 +217,7 @@ def run_wrk(args, server: GunicornServer, target: Target, script: Path, seconds:
     result = {
         "server": target.server,
         "endpoint": target.path,
+        "load_1min_before": load_before,  # the machine is shared: other work shows up here
         "requests": wrk["requests"],
         "seconds": wrk["duration_us"] / 1e6,
         "requests_per_s": wrk["requests"] / (wrk["duration_us"] / 1e6),
@@ -327,7 +329,8 @@ def format_row(r: dict) -> str:
     return (
         f"{r['server']:<9} {r['endpoint']:<10} {r['requests_per_s']:8.1f} req/s  "
         f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
-        f"non-2xx {non_2xx(r)}  socket errors {r['socket_errors']}"
+        f"non-2xx {non_2xx(r)}  socket errors {r['socket_errors']}  "
+        f"(load average {r['load_1min_before']:.1f})"
     )
 
 
@@ -347,10 +350,12 @@ def print_table(report: dict) -> None:
         )
     for name, reason in report["skipped"].items():
         print(f"| {name.split()[0]} | `{name.split()[1]}` | skipped: {reason[:120]} | | | | |")
+    loads = [r["load_1min_before"] for r in report["runs"]]
+    print(f"\nmachine load average (1 min) before the runs: {min(loads):.1f} to {max(loads):.1f}")
     goal = report["goal"]
     verdict = "met" if goal["ratio_met"] and goal["p99_met"] and goal["no_non_2xx"] else "MISSED"
     print(
-        f"\n/predict: {goal['predict_ratio']:.1f}x the reference's req/s "
+        f"/predict: {goal['predict_ratio']:.1f}x the reference's req/s "
         f"(goal >= {goal['ratio_at_least']:.0f}x), p99 goal <= {goal['p99_ms_at_most']:.0f} ms: "
         f"{verdict}"
     )
