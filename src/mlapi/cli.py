@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "mlapi.training.commands",
     "mlapi.serving.commands",
     "mlapi.delivery",
+    "mlapi.compare",
 )
 
 

@@ -71,6 +71,7 @@ def train_word2vec(
     """Word2Vec on tokenized texts; the words ordered by falling frequency."""
     from gensim.models import Word2Vec
 
+    logging.getLogger("gensim").setLevel(logging.WARNING)  # its INFO lines flood the CLI
     if not sentences:
         raise DataError("Word2Vec needs at least one tokenized text")
     model = Word2Vec(
