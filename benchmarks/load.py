@@ -180,7 +180,16 @@ def benchmark(args: argparse.Namespace, servers: dict[str, GunicornServer], scri
             result = run_wrk(args, servers[target.server], target, script, args.duration)
             runs.append({"round": round_index + 1, **result})
             print(f"round {round_index + 1}: {format_row(result)}", flush=True)
-    return build_report(args, targets, runs, skipped)
+    report = build_report(args, targets, runs, skipped)
+    report["mlapi_models"] = loaded_models(servers["mlapi"])
+    return report
+
+
+def loaded_models(server: GunicornServer) -> list[dict]:
+    """What our server had loaded (GET /models): which model each figure was measured with."""
+    keys = ("name", "loaded", "backend", "run_name", "arch", "maxlen", "sha256", "problem")
+    models = requests.get(f"{server.base_url}/models", timeout=10).json()["models"]
+    return [{k: model[k] for k in keys if k in model} for model in models]
 
 
 def probe(server: GunicornServer, target: Target) -> str | None:
