@@ -6,12 +6,13 @@ not there for speed (the GIL lets one run Python at a time) but so that a client
 send its body holds one thread, not the whole worker: a sync worker is held by one client until
 that client has sent everything. `pre_request` below also bounds how long a body read may wait.
 
-Limits: a worker is served by THREADS threads, and a connection stays with the worker that
-accepted it. Up to THREADS - 1 stalled uploads on one worker leave it answering; with more, new
-requests that land on that worker wait until the stalled reads time out (BODY_TIMEOUT). A client
-that keeps trickling bytes, or stalls in its headers, is not cut off by that timeout. Facing the
-internet, put a buffering reverse proxy in front (nginx buffers whole requests by default), which
-hands gunicorn only complete requests.
+Limits: a worker has THREADS threads, and a connection stays with the worker that accepted
+it (a worker keeps accepting even when all its threads are busy). Up to THREADS - 1 stalled
+uploads leave every worker answering; with more, requests that land on a full worker wait until
+a stalled read times out (BODY_TIMEOUT, then up to 5 s more while gunicorn tries to drain the
+rest of that body). A client that keeps trickling bytes, or stalls inside its headers, is not
+cut off by that timeout. Facing the internet, put a buffering reverse proxy in front (nginx
+reads whole requests before passing them on, by default), so gunicorn sees complete requests.
 
 Every value can be overridden on the gunicorn command line or with GUNICORN_CMD_ARGS.
 Environment: HOST, PORT, WEB_CONCURRENCY (workers), GUNICORN_THREADS, GUNICORN_BODY_TIMEOUT,
