@@ -257,7 +257,9 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 # Running an experiment. torch, the data pipeline and the plots are imported inside the
 # functions so that building the CLI parser stays fast.
 
-TORCH_THREADS = 2
+# torch threads for training and evaluation; MLAPI_TORCH_THREADS=1 is much faster when the
+# cores are shared (OpenMP regions wait for a descheduled thread at every small op).
+TORCH_THREADS = int(os.environ.get("MLAPI_TORCH_THREADS", "2"))
 OUTPUT_FILES = {
     "checkpoint": "best.pt",
     "vocabulary": "vocabulary.json",
