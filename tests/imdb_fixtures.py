@@ -101,10 +101,16 @@ def add_file(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def unsafe_member(kind: str) -> tarfile.TarInfo:
-    """A member never to extract: 'absolute', 'dotdot', 'symlink', 'hardlink' or 'device'."""
+def unsafe_member(kind: str, absolute_target: Path | None = None) -> tarfile.TarInfo:
+    """A member never to extract: 'absolute', 'dotdot', 'symlink', 'hardlink' or 'device'.
+
+    An 'absolute' member points at `absolute_target` (give one under a tmp dir, so even
+    a broken extractor writes nowhere that matters).
+    """
     if kind == "absolute":
-        info = tarfile.TarInfo("/tmp/mlapi-evil.txt")
+        if absolute_target is None or not Path(absolute_target).is_absolute():
+            raise ValueError("an 'absolute' member needs an absolute_target path")
+        info = tarfile.TarInfo(str(absolute_target))
     elif kind == "dotdot":
         info = tarfile.TarInfo("aclImdb/../../mlapi-evil.txt")
     elif kind == "symlink":

@@ -242,22 +242,22 @@ def test_archive_without_an_aclimdb_folder(tmp_path):
     ],
 )
 def test_unsafe_members_are_refused(tmp_path, kind, message):
-    hostile = make_imdb_archive(
-        tmp_path / "hostile.tar.gz", N, N_UNSUP, extra_members=[unsafe_member(kind)]
-    )
+    outside = tmp_path / "outside" / "evil.txt"
+    extra = [unsafe_member(kind, absolute_target=outside)]
+    hostile = make_imdb_archive(tmp_path / "hostile.tar.gz", N, N_UNSUP, extra_members=extra)
     with pytest.raises(
         DataError, match=f"refusing to extract .*hostile.tar.gz: member .* {message}"
     ):
         imdb.find_dataset(hostile)
     assert cache_files() == []
-    assert not (tmp_path / "mlapi-evil.txt").exists()
-    assert not Path("/tmp/mlapi-evil.txt").exists()
+    assert not outside.exists()
 
 
 @pytest.mark.parametrize("kind", ["absolute", "dotdot", "device"])
 def test_tarfile_data_filter_is_a_second_line(tmp_path, monkeypatch, kind):
     monkeypatch.setattr(fetch, "_check_member", lambda member, archive: None)  # first line off
-    extra = [unsafe_member(kind)]
+    outside = tmp_path / "outside" / "evil.txt"
+    extra = [unsafe_member(kind, absolute_target=outside)]
     hostile = make_imdb_archive(tmp_path / "h.tar.gz", N, N_UNSUP, extra_members=extra)
     if kind == "absolute":  # the data filter makes the name relative instead of refusing it
         assert imdb.find_dataset(hostile).is_relative_to(cache())
@@ -265,8 +265,7 @@ def test_tarfile_data_filter_is_a_second_line(tmp_path, monkeypatch, kind):
         with pytest.raises(DataError, match="refusing to extract"):
             imdb.find_dataset(hostile)
         assert cache_files() == []
-    assert not Path("/tmp/mlapi-evil.txt").exists()
-    assert not (tmp_path / "mlapi-evil.txt").exists()
+    assert not outside.exists()
 
 
 def test_safe_extract_refuses_before_writing_anything_of_a_hostile_first_member(tmp_path):
@@ -277,7 +276,7 @@ def test_safe_extract_refuses_before_writing_anything_of_a_hostile_first_member(
     with pytest.raises(DataError, match="climbs out"):
         fetch.safe_extract(hostile, dest)
     assert list(dest.rglob("*")) == []
-    assert not (tmp_path / "mlapi-evil.txt").exists()
+    assert not (tmp_path / "out" / "mlapi-evil.txt").exists()  # where '../..' would land
 
 
 def test_interrupted_extraction_leaves_nothing(archive, monkeypatch):
@@ -341,6 +340,26 @@ def test_offline_download_gives_one_clear_message_and_leaves_nothing(monkeypatch
     assert "\n" not in message
     assert calls == [imdb.URL] * 3
     assert cache_files() == []
+
+
+def test_offline_message_keeps_the_cause_and_drops_urllib3_noise(monkeypatch):
+    noisy = (
+        "HTTPSConnectionPool(host='ai.stanford.edu', port=443): Max retries exceeded with url: "
+        '/~amaas/data/sentiment/aclImdb_v1.tar.gz (Caused by NameResolutionError("HTTPSConnection'
+        "(host='ai.stanford.edu', port=443): Failed to resolve 'ai.stanford.edu' ([Errno -2] Name "
+        'or service not known)"))'
+    )
+
+    @contextlib.contextmanager
+    def unresolvable(url, timeout):
+        raise requests.ConnectionError(noisy)
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(fetch, "_http_stream", unresolvable)
+    with pytest.raises(DataError) as caught:
+        imdb.find_dataset()
+    assert "ConnectionError: [Errno -2] Name or service not known (after 3" in str(caught.value)
+    assert "HTTPSConnectionPool" not in str(caught.value)
 
 
 def test_download_verifies_then_extracts_into_the_cache(archive, monkeypatch):

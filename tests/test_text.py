@@ -202,6 +202,8 @@ def _saved(tmp_path, **changes):
         ({"padding": "sideways"}, "settings are invalid"),
         ({"word_index": {"a": 2, "b": 9}}, "ids 2..size-1"),
         ({"word_index": {w: i + 2 for i, w in enumerate("abcdefgh")}}, "ids 2..size-1"),
+        ({"word_index": {"a": "2", "b": 3}}, "ids 2..size-1"),
+        ({"word_index": ["a", "b"]}, "ids 2..size-1"),
     ],
 )
 def test_load_refuses_a_broken_vocabulary(tmp_path, changes, message):

@@ -176,12 +176,13 @@ class Vocabulary:
             word_index = data["word_index"]
         except (KeyError, ValueError) as exc:
             raise ArtifactError(f"vocabulary settings are invalid: {exc}") from None
-        expected_ids = list(range(2, len(word_index) + 2))
-        if (
-            not isinstance(word_index, dict)
-            or sorted(word_index.values()) != expected_ids
-            or len(word_index) + 2 > vocabulary.num_words
-        ):
+        valid = (
+            isinstance(word_index, dict)
+            and all(type(i) is int for i in word_index.values())
+            and sorted(word_index.values()) == list(range(2, len(word_index) + 2))
+            and len(word_index) + 2 <= vocabulary.num_words
+        )
+        if not valid:
             raise ArtifactError("vocabulary word_index must map words to ids 2..size-1")
         vocabulary.word_index = dict(word_index)
         return vocabulary

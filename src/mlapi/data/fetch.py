@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tarfile
 import time
@@ -67,7 +68,7 @@ def download_file(url: str, dest: Path, *, sha256: str, desc: str | None = None)
             break
         except _network_errors() as exc:
             dest.unlink(missing_ok=True)
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = _short_reason(exc)
             if attempt == attempts:
                 raise DownloadError(f"{reason} (after {attempts} attempts)") from exc
             delay = RETRY_DELAYS[attempt - 1]
@@ -83,6 +84,17 @@ def download_file(url: str, dest: Path, *, sha256: str, desc: str | None = None)
     if actual != sha256:
         dest.unlink(missing_ok=True)
         raise ChecksumError(f"sha256 mismatch: got {actual}, expected {sha256}")
+
+
+def _short_reason(exc: BaseException) -> str:
+    """`ConnectionError: [Errno -2] Name or service not known` rather than urllib3's essay."""
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\] [^)\"']+", text)
+    if errno:
+        text = errno.group(0).strip()
+    elif len(text) > 200:
+        text = text[:200] + "..."
+    return f"{type(exc).__name__}: {text}"
 
 
 def _download_once(url: str, dest: Path, desc: str) -> None:
