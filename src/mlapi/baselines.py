@@ -27,7 +27,7 @@ from sklearn.pipeline import Pipeline
 from mlapi.text import tokenize
 
 BASELINES = ("tfidf_lr", "nbsvm")
-C_GRIDS = {"tfidf_lr": (1.0, 4.0, 16.0, 64.0), "nbsvm": (0.1, 0.3, 1.0, 3.0)}
+C_GRIDS = {"tfidf_lr": (4.0, 16.0, 64.0, 256.0), "nbsvm": (0.01, 0.03, 0.1, 0.3, 1.0)}
 DESCRIPTIONS = {
     "tfidf_lr": "TF-IDF (uni+bigrams, sublinear tf, min_df 2) + logistic regression",
     "nbsvm": "NBSVM: binary uni+bigram counts x NB log-count ratio + logistic regression",
