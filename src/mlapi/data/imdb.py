@@ -30,7 +30,7 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -129,22 +129,26 @@ def _looks_like_root(path: Path) -> bool:
 # -- 2. verify ------------------------------------------------------------------------------
 
 
-def count_reviews(root: Path) -> dict[str, int]:
-    """Review files (`<id>_<rating>.txt`) per folder, for the folders that exist."""
-    return {
-        folder: len(_review_files(root / folder))
-        for folder in EXPECTED_COUNTS
-        if (root / folder).is_dir()
-    }
+def count_reviews(root: Path, folders: Iterable[str] | None = None) -> dict[str, int]:
+    """Review files (`<id>_<rating>.txt`) per folder (default: all five), where they exist."""
+    counts = {}
+    for folder in EXPECTED_COUNTS if folders is None else folders:
+        if (root / folder).is_dir():
+            with os.scandir(root / folder) as entries:
+                counts[folder] = sum(1 for e in entries if _REVIEW_FILE.fullmatch(e.name))
+    return counts
 
 
 def check_layout(root: Path, *, include_unsup: bool = False, name: str | None = None) -> None:
     """Raise DataError naming every missing folder or wrong count (unsup only if asked)."""
-    counts = count_reviews(root)
+    expected_counts = {
+        folder: expected
+        for folder, expected in EXPECTED_COUNTS.items()
+        if include_unsup or folder != "train/unsup"
+    }
+    counts = count_reviews(root, expected_counts)
     problems = []
-    for folder, expected in EXPECTED_COUNTS.items():
-        if folder == "train/unsup" and not include_unsup:
-            continue
+    for folder, expected in expected_counts.items():
         found = counts.get(folder)
         if found is None:
             problems.append(f"{folder}/ is missing")
