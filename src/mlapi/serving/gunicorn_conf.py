@@ -37,8 +37,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = 30  # a worker whose main loop is silent this long is killed and replaced
 graceful_timeout = 30  # SIGTERM: in-flight requests get this long to finish
 keepalive = 5  # seconds an idle keep-alive connection is kept (a proxy in front reuses them)
-# Recycle each worker after about 100k requests (a new one boots in ~0.6 s), the jitter keeps
-# workers from restarting together: a guard against slow leaks that costs nothing measurable.
+# Recycle each worker after about 100k requests, a guard against slow leaks: rare enough that
+# the restart (a new worker imports the app and loads the models again) does not show under load;
+# the jitter keeps workers from restarting together.
 max_requests = 100_000
 max_requests_jitter = 10_000
 # Each worker loads its own models after the fork: ONNX Runtime sessions must not cross a fork.
