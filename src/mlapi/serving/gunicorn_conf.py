@@ -1,7 +1,7 @@
 """gunicorn settings for this workload (the repo's gunicorn.conf.py imports these).
 
-Requests are short and CPU-bound (an ONNX forest in ~10 µs, an LSTM in a few ms; the rest is
-Flask and JSON), so: one worker process per core, and a few threads per worker. The threads are
+Requests are short and CPU-bound (both models run in ONNX Runtime; for Iris, most of a request
+is Flask and JSON), so: one worker process per core, and a few threads per worker. The threads are
 not there for speed (the GIL lets one run Python at a time) but so that a client that is slow to
 send its body holds one thread, not the whole worker: a sync worker is held by one client until
 that client has sent everything. `pre_request` below also bounds how long a body read may wait.
