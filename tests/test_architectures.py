@@ -43,8 +43,10 @@ def tiny_data(n: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-@pytest.mark.parametrize("pooling", ["auto", "maxmean"])
-@pytest.mark.parametrize("arch", ARCHS)
+CASES = [(arch, "auto") for arch in ARCHS] + [("bigru", "maxmean"), ("transformer", "max")]
+
+
+@pytest.mark.parametrize("arch, pooling", CASES)
 def test_each_arch_trains_a_step_and_exports_with_parity(arch, pooling, tmp_path):
     torch.manual_seed(0)
     config = tiny_config(arch=arch, pooling=pooling, num_layers=2 if arch == "bigru" else 1)
