@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
+from mlapi import iris_model
 from mlapi.artifacts import sha256_file
 from mlapi.data.iris import load_iris
 from mlapi.errors import ArtifactError
@@ -75,3 +76,13 @@ def test_artifact_without_sidecar_is_refused(iris_model_path, tmp_path):
 def test_missing_model_says_how_to_train(tmp_path):
     with pytest.raises(ArtifactError, match="python train_model.py"):
         IrisPredictor.load(tmp_path / "modelo.pkl")
+
+
+def test_failed_parity_check_writes_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "modelo.pkl"
+    train_and_save(path)
+    before = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
+    monkeypatch.setattr(iris_model, "PARITY_TOLERANCE", -1.0)  # no ONNX model can pass
+    with pytest.raises(ArtifactError, match="modelo.onnx and the pickle were not written"):
+        train_and_save(path)
+    assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before

@@ -17,7 +17,7 @@ import sklearn
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
-from mlapi.artifacts import atomic_path, utc_now_iso, write_sidecar
+from mlapi.artifacts import atomic_write_bytes, utc_now_iso, write_sidecar
 from mlapi.data.iris import load_iris
 from mlapi.errors import ArtifactError
 
@@ -58,38 +58,32 @@ def train_and_save(path: str | os.PathLike) -> dict[str, Any]:
         "created_at": utc_now_iso(),
     }
     pickle_path = Path(path)
-    with atomic_path(pickle_path) as tmp:
-        tmp.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
-    sidecar = write_sidecar(pickle_path, **fields)
-    _save_onnx(
-        model, data.x, onnx_path_for(pickle_path), {**fields, "converted_from": pickle_path.name}
-    )
-    return sidecar
+    onnx_path = onnx_path_for(pickle_path)
+    # Convert and check before writing anything, so a failed check changes no file.
+    onnx_bytes = _checked_onnx(model, data.x, onnx_path.name)
+    atomic_write_bytes(onnx_path, onnx_bytes)
+    write_sidecar(onnx_path, **fields, converted_from=pickle_path.name)
+    atomic_write_bytes(pickle_path, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    return write_sidecar(pickle_path, **fields)
 
 
-def _save_onnx(model: RandomForestClassifier, x_all: np.ndarray, path: Path, fields: dict) -> None:
+def _checked_onnx(model: RandomForestClassifier, x_all: np.ndarray, name: str) -> bytes:
+    """The forest as ONNX bytes, after ONNX Runtime matched scikit-learn on every row."""
+    import onnxruntime as ort
     from skl2onnx import to_onnx
 
-    onnx_model = to_onnx(
+    onnx_bytes = to_onnx(
         model,
         x_all[:1],
         options={id(model): {"zipmap": False}},
         target_opset={"": 17, "ai.onnx.ml": 3},
-    )
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(onnx_model.SerializeToString())
-        _check_parity(model, tmp, x_all)
-    write_sidecar(path, **fields)
-
-
-def _check_parity(model: RandomForestClassifier, onnx_file: Path, x_all: np.ndarray) -> None:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    ).SerializeToString()
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     labels, probabilities = session.run(None, {session.get_inputs()[0].name: x_all})
     max_diff = float(np.abs(probabilities - model.predict_proba(x_all)).max())
     if not np.array_equal(labels, model.predict(x_all)) or max_diff > PARITY_TOLERANCE:
         raise ArtifactError(
             f"ONNX export of the Iris model disagrees with scikit-learn "
-            f"(max probability difference {max_diff:.2e}); not saving {onnx_file.name}"
+            f"(max probability difference {max_diff:.2e}); {name} and the pickle were not written"
         )
+    return onnx_bytes

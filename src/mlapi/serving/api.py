@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import ClientDisconnected
 
 from mlapi.serving.errors import ApiError, validation_error
 
@@ -61,7 +62,7 @@ def read_json_object(example: str) -> dict[str, Any]:
             f"Content-Type must be application/json, got {got}. "
             "With curl, add -H 'Content-Type: application/json'.",
         )
-    raw = request.get_data(cache=False)  # Werkzeug refuses bodies over MAX_CONTENT_LENGTH (413)
+    raw = _read_body()
     try:
         body = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -81,6 +82,18 @@ def read_json_object(example: str) -> dict[str, Any]:
             400, f"Request body must be a JSON object, got {_json_kind(body)}. Example: {example}"
         )
     return body
+
+
+def _read_body() -> bytes:
+    """The raw body. Werkzeug refuses one over MAX_CONTENT_LENGTH (413) before reading it."""
+    try:
+        return request.get_data(cache=False)
+    except ClientDisconnected as exc:
+        if isinstance(exc.__context__, TimeoutError):  # gunicorn's body read timeout
+            raise ApiError(
+                408, "The request body stopped arriving before it was complete; send it whole."
+            ) from None
+        raise
 
 
 def validate(model: type[BaseModel], body: dict[str, Any]) -> BaseModel:

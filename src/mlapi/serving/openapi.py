@@ -13,6 +13,7 @@ REF = "#/components/schemas/{model}"
 ERROR_STATUSES = {
     "400": "Invalid input: the message says what and where (field)",
     "401": "Missing or wrong API key (only when API_KEY is set)",
+    "408": "The request body stopped arriving (gunicorn's body read timeout)",
     "413": "Request body over the size limit",
     "415": "Content-Type is not JSON",
     "500": "Unexpected error; the message carries a request id",

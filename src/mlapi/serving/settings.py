@@ -41,7 +41,7 @@ class ServingSettings:
             raw = env.get(ENV_VARS[field.name])
             if raw not in (None, ""):
                 values[field.name] = _parse(field.name, raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        values.update({k: _parse(k, v) for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         settings._check()
         return settings
@@ -52,10 +52,11 @@ class ServingSettings:
                 raise MlapiError(f"{ENV_VARS[name]} must be a positive integer")
 
 
-def _parse(name: str, raw: str):
+def _parse(name: str, raw):
+    """A setting's value from a string (environment) or an already typed override."""
     if name in ("modelo_path", "models_dir"):
         return Path(raw)
-    if name == "api_key":
+    if name == "api_key" or not isinstance(raw, str):
         return raw
     try:
         return int(raw)
