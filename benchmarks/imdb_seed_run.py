@@ -12,7 +12,9 @@ and comparison.md: this run vs the numbers the seed reported. Extra arguments af
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     m = result.metrics
     comparison = {
+        "command": shlex.join([".venv/bin/python", "benchmarks/imdb_seed_run.py", *sys.argv[1:]]),
+        "git_commit": git_state(),
         "run_name": result.run_name,
         "seed_reported": SEED_REPORTED,
         "this_run": {key: m[key] for key in SEED_REPORTED},
@@ -74,6 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def git_state() -> str:
+    """HEAD's commit, with `+dirty` when tracked files under src/ differ from it."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "src"], cwd=repo).returncode
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def comparison_table(c: dict) -> str:
     rows = ["| metric | seed (reported) | this run |", "| --- | --- | --- |"]
     for key, seed in c["seed_reported"].items():
@@ -83,7 +99,8 @@ def comparison_table(c: dict) -> str:
     verdict = "met" if c["target_met"] else "NOT met"
     rows.append("")
     rows.append(f"Target test accuracy >= {c['target_test_accuracy']}: {verdict}.")
-    return f"# `{c['run_name']}` vs the seed\n\n" + "\n".join(rows) + "\n"
+    head = f"# `{c['run_name']}` vs the seed\n\nReproduce: `{c['command']}`\n\n"
+    return head + "\n".join(rows) + "\n"
 
 
 if __name__ == "__main__":
