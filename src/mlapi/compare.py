@@ -342,7 +342,8 @@ def plot_leaderboard(path: str | os.PathLike, entries: list[dict[str, Any]]) -> 
         ax.text(e["val_accuracy"], i + 0.2, f" {e['val_accuracy']:.4f}", va="center", fontsize=8)
         ax.text(e["test_accuracy"], i - 0.2, f" {e['test_accuracy']:.4f}", va="center", fontsize=8)
     low = min(min(e["val_accuracy"], e["test_accuracy"]) for e in ranked)
-    ax.set_xlim(max(0.0, low - 0.05), 1.0)
+    high = max(max(e["val_accuracy"], e["test_accuracy"]) for e in ranked)
+    ax.set_xlim(max(0.0, low - 0.03), min(1.0, max(high, GOAL_TEST_ACCURACY) + 0.02))
     ax.axvline(GOAL_TEST_ACCURACY, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(y, names, fontsize=8)
     ax.set_xlabel("accuracy (sorted by val accuracy; dashed: goal 0.91 test)")
@@ -355,9 +356,17 @@ def plot_leaderboard(path: str | os.PathLike, entries: list[dict[str, Any]]) -> 
 
 
 def _short_name(entry: dict[str, Any]) -> str:
-    if entry["kind"] == "baseline":
+    """A chart label: the architecture and the settings that tell runs apart."""
+    config = entry.get("config")
+    if entry["kind"] == "baseline" or not config:
         return entry["name"]
-    return entry["name"].removeprefix("imdb_").replace("__", " ")[:70]
+    parts = [config["arch"]]
+    if config.get("pooling", "auto") != "auto":
+        parts.append(config["pooling"])
+    if config.get("embeddings", "none") != "none":
+        parts.append(Path(config["embeddings"]).name)
+    parts += [f"len{config['maxlen']}", f"h{config['hidden_size']}"]
+    return " ".join(parts)
 
 
 def write_leaderboard(
