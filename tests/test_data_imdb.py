@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tarfile
 from pathlib import Path
 
@@ -97,6 +96,22 @@ def test_find_an_archive_extracts_it_once_into_the_cache(archive, monkeypatch):
 
     monkeypatch.setattr(fetch, "safe_extract", no_second_extraction)
     assert imdb.find_dataset(archive) == root
+
+
+def test_a_copy_another_process_installed_meanwhile_is_kept(archive, monkeypatch):
+    key = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+    target = cache() / "imdb-archives" / key / "aclImdb"
+    extract = fetch.safe_extract
+
+    def extract_while_another_process_finishes_first(archive, dest, **kwargs):
+        make_imdb_tree(target.parent, N, N_UNSUP, seed=5)
+        (target / "theirs").write_text("installed by the other process")
+        extract(archive, dest, **kwargs)
+
+    monkeypatch.setattr(fetch, "safe_extract", extract_while_another_process_finishes_first)
+    assert imdb.find_dataset(archive) == target
+    assert (target / "theirs").is_file()  # not replaced under the other process's feet
+    assert [p.name for p in target.parent.parent.iterdir()] == [key]  # our staging is gone
 
 
 def test_archive_is_extracted_again_when_its_cached_copy_was_damaged(archive):
@@ -599,6 +614,19 @@ def test_cli_prints_counts_and_token_lengths(tree, capsys):
     assert "tokens per review" in out and "p50" in out
 
 
+def test_cli_describes_unsup_only_when_present_and_then_strictly(tree, capsys):
+    files = sorted((tree / "train" / "unsup").iterdir())
+    files[0].unlink()
+    assert main(["data", "imdb", "--data", str(tree)]) == 2
+    assert f"train/unsup/ has {N_UNSUP - 1} review files" in capsys.readouterr().err
+    for file in files[1:]:
+        file.unlink()
+    (tree / "train" / "unsup").rmdir()
+    assert main(["data", "imdb", "--data", str(tree)]) == 0
+    out = capsys.readouterr().out
+    assert "train " in out and "unsup " not in out
+
+
 def test_cli_json_summary_matches_the_reviews(tree, capsys):
     assert main(["data", "imdb", "--data", str(tree), "--json", "--maxlen", "20"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -630,17 +658,16 @@ REAL_ARCHIVE = Path(
 
 
 @pytest.fixture(scope="module")
-def real_root(tmp_path_factory):
-    """The real dataset, extracted once for this module into a private cache."""
+def real_root():
+    """The real dataset, through the real cache ($XDG_CACHE_HOME/mlapi or ~/.cache/mlapi).
+
+    On purpose not a tmp dir: extracting its 100,000 files takes ~40 s and deleting them
+    minutes on this disk, so they are extracted once per machine into the same place
+    `mlapi train imdb --data <archive>` uses, and reused by every later run.
+    """
     if not REAL_ARCHIVE.exists():
         pytest.skip(f"the real IMDb data is not here ({REAL_ARCHIVE}); set IMDB_DATA to run this")
-    real_cache = tmp_path_factory.mktemp("real-cache")
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("XDG_CACHE_HOME", str(real_cache))
-            yield imdb.find_dataset(REAL_ARCHIVE, include_unsup=True)
-    finally:
-        shutil.rmtree(real_cache, ignore_errors=True)  # 100,000 files: don't keep them around
+    return imdb.find_dataset(REAL_ARCHIVE, include_unsup=True)
 
 
 @pytest.mark.slow

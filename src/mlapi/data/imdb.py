@@ -169,7 +169,7 @@ def _extracted_archive(archive: Path, include_unsup: bool) -> Path:
             check_layout(target, include_unsup=include_unsup)
             return target
         except DataError as exc:
-            log.warning("extracting %s again: %s", archive, exc)
+            log.info("extracting %s again (%s)", archive, exc)
     log.info("extracting %s into %s (once; later runs reuse it)", archive, target)
     with _staging_dir(target.parent.parent) as staging:  # the key folder appears on success
         _install_from_archive(archive, target, staging, include_unsup=include_unsup)
@@ -207,13 +207,24 @@ def _staging_dir(parent: Path) -> Iterator[Path]:
 def _install_from_archive(
     archive: Path, target: Path, staging: Path, *, include_unsup: bool
 ) -> None:
+    """Extract into `staging`, check, then move aclImdb/ onto `target`."""
     extracted = staging / "extracted"
     fetch.safe_extract(archive, extracted)
     root = extracted / "aclImdb"
     if not root.is_dir():
         raise DataError(f"{archive} has no aclImdb/ folder at its top level")
     check_layout(root, include_unsup=include_unsup, name=f"archive {archive}")
+    if _is_complete(target, include_unsup):
+        return  # another process installed it meanwhile; keep theirs, ours is thrown away
     replace_directory(root, target)
+
+
+def _is_complete(root: Path, include_unsup: bool) -> bool:
+    try:
+        check_layout(root, include_unsup=include_unsup)
+        return True
+    except DataError:
+        return False
 
 
 # -- 4. load --------------------------------------------------------------------------------
