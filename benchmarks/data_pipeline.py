@@ -13,7 +13,12 @@ user's second `mlapi train imdb` would:
   warm     the same calls again: served from the encoded cache
 
 Goals (issue 3): cold < 30 s, warm < 3 s, int32 arrays. Prints the figures and
-writes them to benchmarks/results/data_pipeline.json.
+writes them to benchmarks/results/data_pipeline.json. Timings swing with the load
+of the shared machine: the JSON records the 1-minute load average.
+
+`--data` may also be an extracted aclImdb folder (the extract phase is then ~free).
+Deleting the temp cache's 100,000 files at the end can take minutes on a busy disk;
+`--cache-dir DIR` keeps them (the encoded cache inside is cleared first).
 """
 
 from __future__ import annotations
