@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from mlapi.artifacts import atomic_write_json, utc_now_iso
+from mlapi.models import lstm_kernel
 from mlapi.models.lstm import LSTMClassifier
 from mlapi.training.loop import FitConfig, fit
 
@@ -264,6 +265,7 @@ def summarize(args, timings, workers, load_before) -> dict:
         "numpy default_rng(0)",
         "recipe": "batch 64, Adam(2e-4, clipnorm 1.0), BCE, L2 1e-4 on the LSTM kernel, "
         "dropout 0.5, recurrent_dropout 0.3 (b: 0), training only",
+        "step_loop": "C kernel" if lstm_kernel.load() is not None else "PyTorch loop (no C kernel)",
         "batches_timed": args.batches,
         "extrapolation": f"seconds/epoch = seconds per batch x {REVIEWS}/{BATCH}",
         "repeats": args.repeats,

@@ -145,10 +145,10 @@ def test_c_kernel_matches_the_pytorch_loop():
     with_c = recurrent_dropout._forward_c(KERNEL, x_proj, w_hh, masks)
     with_torch = recurrent_dropout._forward_torch(x_proj, w_hh, masks)
     assert_all_close(with_c, with_torch, atol=1e-5)
-    saved = with_torch[1:4]
-    d_c = recurrent_dropout._backward_c(KERNEL, grad_h, w_hh, masks, *saved)
-    d_torch = recurrent_dropout._backward_torch(None, grad_h, w_hh, masks, *saved)
-    torch.testing.assert_close(d_c, d_torch, atol=1e-5, rtol=1e-5)
+    saved = with_torch[1:]
+    grads_c = recurrent_dropout._backward_c(KERNEL, grad_h, w_hh, masks, *saved)
+    grads_torch = recurrent_dropout._backward_torch(None, grad_h, w_hh, masks, *saved)
+    assert_all_close(grads_c, grads_torch, atol=1e-4)
 
 
 def capture_masks(monkeypatch) -> list[dict]:

@@ -132,6 +132,18 @@ static inline void cell_forward(int H, float *restrict a, const float *restrict 
     }
 }
 
+/* hm[r, g, :] = h(t-1) of row b0 + r, times its mask for gate g. */
+static inline void masked_h(int R, int T, int H, int t, int b0, const float *restrict h_prev,
+                            const float *restrict masks, float *restrict hm) {
+    const int G = 4 * H;
+    for (int r = 0; r < R; ++r) {
+        const float *restrict h = h_prev + ((size_t)(b0 + r) * T + t) * H;
+        const float *restrict m = masks + (size_t)(b0 + r) * G;
+        for (int gate = 0; gate < 4; ++gate)
+            for (int k = 0; k < H; ++k) hm[r * G + gate * H + k] = h[k] * m[gate * H + k];
+    }
+}
+
 /* Forward through all T steps for batch rows [row0, row1). cells[:, 0] and h_prev[:, 0]
    must be zero on entry; writes the rest, acts, tanh_cells and h_last [B,H] = h(T). */
 void lstm_forward(int T, int B, int H, const float *restrict xproj, const float *restrict wt,
@@ -144,13 +156,7 @@ void lstm_forward(int T, int B, int H, const float *restrict xproj, const float 
     for (int t = 0; t < T; ++t) {
         for (int b0 = row0; b0 < row1; b0 += ROWS) {
             const int R = row1 - b0 < ROWS ? row1 - b0 : ROWS;
-            for (int r = 0; r < R; ++r) {
-                const float *restrict h = h_prev + ((size_t)(b0 + r) * T + t) * H;
-                const float *restrict m = masks + (size_t)(b0 + r) * G;
-                for (int gate = 0; gate < 4; ++gate)
-                    for (int k = 0; k < H; ++k)
-                        hm[r * G + gate * H + k] = h[k] * m[gate * H + k];
-            }
+            masked_h(R, T, H, t, b0, h_prev, masks, hm);
             const size_t at = ((size_t)b0 * T + t) * G;
             gates_matmul(R, H, (size_t)T * G, hm, wt, xproj + at, acts + at);
             for (int b = b0; b < b0 + R; ++b) {
@@ -240,14 +246,60 @@ static inline void cell_backward(int H, const float *restrict a, const float *re
     }
 }
 
+/* dw[j, :] += sum over rows r of d[r, j] * hm[r, gate(j), :] for R <= ROWS rows: the step's
+   share of dW_hh = d^T @ (h(t-1) * mask). Each gate's hm rows stay in registers while the
+   gate's rows of dw are updated; blocks of 16*Q columns. */
+SPECIALIZED void weight_grad_block(int R, int Q, int H, size_t stride,
+                                     const float *restrict d, const float *restrict hm,
+                                     float *restrict dw) {
+    const int G = 4 * H;
+    for (int k0 = 0; k0 < H; k0 += 16 * Q) {
+        for (int gate = 0; gate < 4; ++gate) {
+            v16 hv[ROWS][4];
+            for (int r = 0; r < R; ++r)
+                for (int q = 0; q < Q; ++q) hv[r][q] = VLOAD(hm + r * G + gate * H + k0 + 16 * q);
+            for (int j = gate * H; j < (gate + 1) * H; ++j) {
+                float *restrict row = dw + (size_t)j * H + k0;
+                v16 acc[4];
+                for (int q = 0; q < Q; ++q) acc[q] = VLOAD(row + 16 * q);
+                for (int r = 0; r < R; ++r) {
+                    const float dj = d[r * stride + j];
+                    for (int q = 0; q < Q; ++q) acc[q] += dj * hv[r][q];
+                }
+                for (int q = 0; q < Q; ++q) VSTORE(row + 16 * q, acc[q]);
+            }
+        }
+    }
+}
+
+static void weight_grad(int R, int H, size_t stride, const float *restrict d,
+                        const float *restrict hm, float *restrict dw) {
+    const int G = 4 * H;
+    if (R == ROWS && H % 64 == 0) {
+        weight_grad_block(ROWS, 4, H, stride, d, hm, dw);
+    } else if (R == ROWS && H % 32 == 0) {
+        weight_grad_block(ROWS, 2, H, stride, d, hm, dw);
+    } else if (H % 16 == 0) {
+        for (int r = 0; r < R; ++r)
+            weight_grad_block(1, 1, H, stride, d + r * stride, hm + r * G, dw);
+    } else {
+        for (int r = 0; r < R; ++r)
+            for (int j = 0; j < G; ++j)
+                for (int k = 0; k < H; ++k)
+                    dw[(size_t)j * H + k] += d[r * stride + j] * hm[r * G + (j / H) * H + k];
+    }
+}
+
 /* Backward through time for rows [row0, row1): from grad_h [B,H] = dL/dh(T), writes
-   d_pre [B,T,G] = dL/d(pre-activation gates). dh and dc [B,H] are scratch. */
+   d_pre [B,T,G] = dL/d(pre-activation gates) and adds these rows' dL/dW_hh to dw [G,H].
+   dh and dc [B,H] are scratch. */
 void lstm_backward(int T, int B, int H, const float *restrict grad_h, const float *restrict w,
                    const float *restrict masks, const float *restrict acts,
                    const float *restrict cells, const float *restrict tanh_cells,
-                   float *restrict d_pre, float *restrict dh, float *restrict dc,
-                   int row0, int row1) {
+                   const float *restrict h_prev, float *restrict d_pre, float *restrict dh,
+                   float *restrict dc, float *restrict dw, int row0, int row1) {
     const int G = 4 * H;
+    float hm[ROWS * 4 * H];
     (void)B;
     for (size_t k = (size_t)row0 * H; k < (size_t)row1 * H; ++k) {
         dh[k] = grad_h[k];
@@ -261,9 +313,12 @@ void lstm_backward(int T, int B, int H, const float *restrict grad_h, const floa
                 cell_backward(H, acts + bt * G, cells + (bt + b) * H, tanh_cells + bt * H,
                               dh + (size_t)b * H, dc + (size_t)b * H, d_pre + bt * G);
             }
-            if (t > 0) {
-                hidden_grad(R, H, (size_t)T * G, d_pre + ((size_t)b0 * T + t) * G, w,
-                            masks + (size_t)b0 * G, dh + (size_t)b0 * H);
+            if (t > 0) { /* h(-1) = 0: step 0 adds nothing to dW_hh and has no dh to pass on */
+                const float *restrict d = d_pre + ((size_t)b0 * T + t) * G;
+                masked_h(R, T, H, t, b0, h_prev, masks, hm);
+                weight_grad(R, H, (size_t)T * G, d, hm, dw);
+                hidden_grad(R, H, (size_t)T * G, d, w, masks + (size_t)b0 * G,
+                            dh + (size_t)b0 * H);
             }
         }
     }
@@ -304,7 +359,7 @@ def _build_and_load() -> ctypes.CDLL | None:
         return None
     int_, ptr = ctypes.c_int, ctypes.c_void_p
     lib.lstm_forward.argtypes = [int_] * 3 + [ptr] * 8 + [int_] * 2
-    lib.lstm_backward.argtypes = [int_] * 3 + [ptr] * 9 + [int_] * 2
+    lib.lstm_backward.argtypes = [int_] * 3 + [ptr] * 11 + [int_] * 2
     lib.lstm_forward.restype = lib.lstm_backward.restype = None
     return lib
 
@@ -345,16 +400,22 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return pool  # type: ignore[return-value]
 
 
-def run_rows(fn, batch: int, *args) -> None:
-    """Call `fn(*args, row0, row1)` on torch.get_num_threads() slices of the batch rows."""
-    workers = max(1, min(torch.get_num_threads(), batch))
+def run_rows(call, batch: int) -> None:
+    """`call(row0, row1, worker)` on torch.get_num_threads() slices of the batch rows, in
+    parallel threads (ctypes releases the GIL; rows never wait for each other)."""
+    workers = workers_for(batch)
     bounds = [batch * k // workers for k in range(workers + 1)]
     if workers == 1:
-        fn(*args, 0, batch)
+        call(0, batch, 0)
         return
-    futures = [_pool(workers).submit(fn, *args, bounds[k], bounds[k + 1]) for k in range(workers)]
+    pool = _pool(workers)
+    futures = [pool.submit(call, bounds[k], bounds[k + 1], k) for k in range(workers)]
     for future in futures:
         future.result()
+
+
+def workers_for(batch: int) -> int:
+    return max(1, min(torch.get_num_threads(), batch))
 
 
 def ptr(tensor: torch.Tensor) -> int:

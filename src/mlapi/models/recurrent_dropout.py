@@ -13,7 +13,7 @@ recurrence as a step loop with a hand-written backward through time:
   per-gate input masks are folded into per-row weights, so no masked copies of x);
 - the loop keeps only h(t-1) @ W_hh and the gate arithmetic, in the C kernel of
   `mlapi.models.lstm_kernel` (or in PyTorch ops where that kernel is unavailable);
-- dW_hh is one batched matmul after the backward loop.
+- dW_hh is accumulated in the backward loop, while each step's values are in cache.
 
 Gates are stored internally in the order (o, i, f, g): one `sigmoid` covers o, i, f.
 """
@@ -75,16 +75,10 @@ class _MaskedLSTM(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_h):
-        w_hh, masks, acts, cells, tanh_cells, h_prev = ctx.saved_tensors
-        lib = _kernel(acts)
+        w_hh, masks, *saved = ctx.saved_tensors
+        lib = _kernel(saved[0])
         step_loop = _backward_c if lib is not None else _backward_torch
-        d_pre = step_loop(lib, grad_h.contiguous(), w_hh.contiguous(), masks, acts, cells,
-                          tanh_cells)  # fmt: skip
-        # dW_hh[k] = sum over rows b of r_k[b] * (d_pre_k[b]^T @ h_prev[b])
-        batch, _, gates = d_pre.shape
-        hidden = gates // 4
-        per_row = torch.bmm(d_pre.transpose(1, 2), h_prev).view(batch, 4, hidden, hidden)
-        grad_w_hh = (per_row * masks.view(batch, 4, 1, hidden)).sum(0).view(gates, hidden)
+        d_pre, grad_w_hh = step_loop(lib, grad_h.contiguous(), w_hh.contiguous(), masks, *saved)
         return d_pre, grad_w_hh, None
 
 
@@ -111,24 +105,31 @@ def _forward_c(lib, x_proj, w_hh, masks):
     buffers = h, acts, cells, tanh_cells, h_prev = _buffers(x_proj)
     batch, steps, gates = x_proj.shape
     w_hh_t = w_hh.t().contiguous()
-    p = lstm_kernel.ptr
-    lstm_kernel.run_rows(
-        lib.lstm_forward, batch, steps, batch, gates // 4, p(x_proj), p(w_hh_t), p(masks),
-        p(acts), p(cells), p(tanh_cells), p(h_prev), p(h),
-    )  # fmt: skip
+    args = [x_proj, w_hh_t, masks, acts, cells, tanh_cells, h_prev, h]
+    pointers = [lstm_kernel.ptr(t) for t in args]
+
+    def rows(row0, row1, worker):
+        lib.lstm_forward(steps, batch, gates // 4, *pointers, row0, row1)
+
+    lstm_kernel.run_rows(rows, batch)
     return buffers
 
 
-def _backward_c(lib, grad_h, w_hh, masks, acts, cells, tanh_cells):
+def _backward_c(lib, grad_h, w_hh, masks, acts, cells, tanh_cells, h_prev):
+    """d_pre and dW_hh; each thread adds its rows' dW_hh to its own buffer."""
     batch, steps, gates = acts.shape
     d_pre = torch.empty_like(acts)
     dh, dc = torch.empty_like(grad_h), torch.empty_like(grad_h)
-    p = lstm_kernel.ptr
-    lstm_kernel.run_rows(
-        lib.lstm_backward, batch, steps, batch, gates // 4, p(grad_h), p(w_hh), p(masks),
-        p(acts), p(cells), p(tanh_cells), p(d_pre), p(dh), p(dc),
-    )  # fmt: skip
-    return d_pre
+    grad_w = acts.new_zeros(lstm_kernel.workers_for(batch), gates, gates // 4)
+    args = [grad_h, w_hh, masks, acts, cells, tanh_cells, h_prev, d_pre, dh, dc]
+    pointers = [lstm_kernel.ptr(t) for t in args]
+
+    def rows(row0, row1, worker):
+        w_ptr = lstm_kernel.ptr(grad_w[worker])
+        lib.lstm_backward(steps, batch, gates // 4, *pointers, w_ptr, row0, row1)
+
+    lstm_kernel.run_rows(rows, batch)
+    return d_pre, grad_w.sum(0)
 
 
 def _forward_torch(x_proj, w_hh, masks):
@@ -152,7 +153,7 @@ def _forward_torch(x_proj, w_hh, masks):
     return buffers
 
 
-def _backward_torch(lib, grad_h, w_hh, masks, acts, cells, tanh_cells):
+def _backward_torch(lib, grad_h, w_hh, masks, acts, cells, tanh_cells, h_prev):
     batch, steps, gates = acts.shape
     hid = gates // 4
     w_per_gate = w_hh.view(4, hid, hid)
@@ -173,4 +174,7 @@ def _backward_torch(lib, grad_h, w_hh, masks, acts, cells, tanh_cells):
         if t > 0:
             per_gate = torch.einsum("bgj,gjk->bgk", d.view(batch, 4, hid), w_per_gate)
             dh = (per_gate * masks).sum(1)
-    return d_pre
+    # dW_hh[g] = sum over rows b of mask_g[b] * (d_pre_g[b]^T @ h_prev[b])
+    per_row = torch.bmm(d_pre.transpose(1, 2), h_prev).view(batch, 4, hid, hid)
+    grad_w_hh = (per_row * masks.view(batch, 4, 1, hid)).sum(0).view(gates, hid)
+    return d_pre, grad_w_hh
