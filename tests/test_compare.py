@@ -32,8 +32,10 @@ def test_plan_from_yaml_merges_defaults_and_reads_flag_strings(tmp_path):
         "runs:\n"
         "  - {arch: gru, pooling: maxmean}\n"
         "  - '--arch cnn --epochs 3'\n"
+        "notes: Measured on a busy machine.\n"
     )
     plan = compare.load_plan(path)
+    assert plan.notes == "Measured on a busy machine."
     assert plan.data == "some/where" and plan.baselines == ["nbsvm"]
     gru, cnn = plan.configs
     assert gru == ExperimentConfig(arch="gru", pooling="maxmean", maxlen=40, lr=1e-3, epochs=2)
@@ -66,7 +68,8 @@ def test_leaderboard_selects_by_val_accuracy_never_by_test(tmp_path):
         entry("nbsvm", val=0.90, test=0.91, kind="baseline", recurrent=False,
               seconds_per_epoch=None),
     ]  # fmt: skip
-    paths = compare.write_leaderboard(tmp_path / "board" / "leaderboard", entries, "mlapi compare")
+    board = tmp_path / "board" / "leaderboard"
+    paths = compare.write_leaderboard(board, entries, "mlapi compare", notes="Busy machine.")
     assert {p.name for p in paths.values()} == {f"leaderboard.{k}" for k in ("md", "png", "json")}
     saved = json.loads(paths["json"].read_text())
     assert [e["name"] for e in saved["entries"]] == ["high_val", "nbsvm", "high_test"]
@@ -81,6 +84,7 @@ def test_leaderboard_selects_by_val_accuracy_never_by_test(tmp_path):
     for header in ("val acc", "test acc", "gap", "s/epoch", "params", "latency ms"):
         assert header in table
     assert "Reproduce: `mlapi compare`" in table and "mlapi train imdb --x high_val" in table
+    assert "\nBusy machine.\n" in table and saved["notes"] == "Busy machine."
     assert paths["png"].read_bytes().startswith(b"\x89PNG")
 
     met = compare.goal_summary([entry("fast", val=0.92, test=0.915, wall_seconds=1700.0)])

@@ -49,11 +49,13 @@ class ComparePlan:
     configs: list[ExperimentConfig]
     baselines: list[str]
     data: str | None = None
+    notes: str = ""  # Markdown shown under the leaderboard table
 
 
 def load_plan(path: str | os.PathLike) -> ComparePlan:
     """A YAML file: `data` (optional), `baselines` (list), `defaults` (config fields for
-    every run) and `runs` (a list of config-field mappings, or of flag strings)."""
+    every run), `runs` (a list of config-field mappings, or of flag strings) and `notes`
+    (Markdown for the leaderboard: how and where it was measured)."""
     import yaml
 
     try:
@@ -62,7 +64,7 @@ def load_plan(path: str | os.PathLike) -> ComparePlan:
         raise DataError(f"cannot read the compare config {path}: {exc}") from None
     if not isinstance(raw, dict):
         raise DataError(f"{path}: expected a mapping with 'runs', 'baselines', 'defaults'")
-    unknown = set(raw) - {"data", "baselines", "defaults", "runs"}
+    unknown = set(raw) - {"data", "baselines", "defaults", "runs", "notes"}
     if unknown:
         raise DataError(f"{path}: unknown keys {', '.join(sorted(unknown))}")
     defaults = raw.get("defaults") or {}
@@ -75,7 +77,8 @@ def load_plan(path: str | os.PathLike) -> ComparePlan:
                 configs.append(config_from_mapping({**defaults, **(run or {})}))
         except (ValueError, TypeError, SystemExit) as exc:
             raise DataError(f"{path}: run {number}: {exc}") from None
-    return ComparePlan(configs, check_baselines(raw.get("baselines") or []), raw.get("data"))
+    baselines = check_baselines(raw.get("baselines") or [])
+    return ComparePlan(configs, baselines, raw.get("data"), str(raw.get("notes") or "").strip())
 
 
 def config_from_mapping(values: dict[str, Any]) -> ExperimentConfig:
@@ -286,7 +289,7 @@ def goal_summary(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
-def render_markdown(entries: list[dict[str, Any]], command: str) -> str:
+def render_markdown(entries: list[dict[str, Any]], command: str, notes: str = "") -> str:
     ranked = rank(entries)
     lines = [
         "# IMDb leaderboard",
@@ -297,7 +300,8 @@ def render_markdown(entries: list[dict[str, Any]], command: str) -> str:
         "read once per model. Gap = train − val accuracy at the last epoch (baselines: of "
         "the chosen C). Wall = the whole run (data, training, test, export; baselines: "
         "features + every C). Latency = median single-review predict, through ONNX Runtime "
-        "as served (baselines: scikit-learn).",
+        "as served (baselines: scikit-learn). With --reuse, configurations whose record is "
+        "already in --out are read back instead of trained again.",
         "",
         "| # | model | val acc | test acc | gap | s/epoch | wall s | params | latency ms |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -310,6 +314,8 @@ def render_markdown(entries: list[dict[str, Any]], command: str) -> str:
             f"{e['train_val_gap']:+.4f} | {per_epoch} | {e['wall_seconds']:.0f} | "
             f"{e['parameters']:,} | {e['latency_ms']:.2f} |"
         )
+    if notes:
+        lines += ["", notes]
     goal = goal_summary(entries)
     if goal:
         verdict = "met" if goal["met"] else "not met"
@@ -370,7 +376,7 @@ def _short_name(entry: dict[str, Any]) -> str:
 
 
 def write_leaderboard(
-    prefix: str | os.PathLike, entries: list[dict[str, Any]], command: str
+    prefix: str | os.PathLike, entries: list[dict[str, Any]], command: str, notes: str = ""
 ) -> dict[str, Path]:
     """`<prefix>.md`, `<prefix>.png`, `<prefix>.json`, each written atomically."""
     if not entries:
@@ -387,11 +393,12 @@ def write_leaderboard(
             "selected_by_val_accuracy": ranked[0]["name"],
             "goal": goal_summary(entries),
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "notes": notes,
             "entries": ranked,
         },
     )
     plot_leaderboard(paths["png"], entries)
-    atomic_write_text(paths["md"], render_markdown(entries, command))
+    atomic_write_text(paths["md"], render_markdown(entries, command, notes))
     return paths
 
 
@@ -486,7 +493,7 @@ def _compare(args: argparse.Namespace) -> int:
             _print_entry(entry)
 
     prefix = args.leaderboard or out_dir / "leaderboard"
-    paths = write_leaderboard(prefix, entries, _command(args))
+    paths = write_leaderboard(prefix, entries, _command(args), plan.notes)
     best = rank(entries)[0]
     print(f"selected by val accuracy: {best['name']} (test {best['test_accuracy']:.4f})")
     print(f"leaderboard: {paths['md']}, {paths['png']}, {paths['json']}")
@@ -505,7 +512,9 @@ def _print_entry(e: dict[str, Any]) -> None:
 
 
 def _command(args: argparse.Namespace) -> str:
-    parts = ["mlapi", "compare"]
+    threads = os.environ.get("MLAPI_TORCH_THREADS")
+    parts = [f"MLAPI_TORCH_THREADS={threads}"] if threads else []
+    parts += ["mlapi", "compare"]
     if args.config:
         parts += ["--config", args.config]
     for flags in args.run:
