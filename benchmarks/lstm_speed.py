@@ -4,24 +4,29 @@
         [--keras-python /work/keras-venv/bin/python] [--keras-backends jax,tensorflow]
 
   (a) ours    mlapi LSTMClassifier with the seed's recipe: dropout 0.5 and recurrent
-              dropout 0.3, exact Keras masks (the step loop with its C kernel)
+              dropout 0.3 with Keras' masks (the exact step loop with its C kernel)
   (b) fused   the same network with recurrent_dropout=0: PyTorch's fused nn.LSTM
               (oneDNN), dropout 0.5 on its inputs
   (c) keras   Keras 3: Embedding(20000, 128) -> LSTM(64, dropout=0.5,
               recurrent_dropout=0.3, kernel_regularizer=L2(1e-4)) -> Dense(1, sigmoid),
               Adam(2e-4, clipnorm=1.0), binary cross-entropy, in its own venv
 
-All three: batch 64, Adam lr 2e-4, clipnorm 1.0, L2 1e-4, BCE, shuffled, training only
-(no validation pass), on the same data: random int ids, 20,000 reviews x 200 tokens,
-vocabulary 20,000, labels random (numpy default_rng(0)). (a) and (b) run the project's
-real `mlapi.training.loop.fit`; (c) runs `model.fit`. Each is warmed up (compilation,
-kernel build) before timing.
+All: batch 64, Adam lr 2e-4, clipnorm 1.0, L2 1e-4, BCE, shuffled, training only (no
+validation pass), on the same data: random int ids, 20,000 reviews x 200 tokens,
+vocabulary 20,000, random labels (numpy default_rng(0)). (a) and (b) run the project's
+`mlapi.training.loop.fit`; (c) runs `model.fit`.
 
-`--batches N` times N batches and extrapolates to a full epoch of 20,000 reviews:
-seconds/epoch = seconds/batch x 20000/64. Runs are interleaved (a, b, c, a, b, c, ...)
-`--repeats` times, and medians are reported, so that load from other processes on the
-machine hits all alike. Each side uses 2 threads (`--threads`) and is pinned to as many
-CPUs. Wall-clock seconds are the figures; CPU seconds are recorded beside them.
+Each contender runs in its own worker process, warmed up first (compilation, kernel
+build), pinned to `--threads` CPUs and limited to as many threads. `--batches N` times N
+batches and extrapolates to a full epoch: seconds/epoch = seconds/batch x 20000/64.
+Runs are interleaved (a, b, c, a, b, c, ...) `--repeats` times and medians reported, so
+that load from other processes hits all alike. Wall seconds are the figures; the worker's
+CPU seconds are recorded beside them.
+
+PyTorch's CPU kernels use GNU OpenMP, whose threads spin while they wait. On a machine
+shared with other jobs that spinning costs a lot (a waiting thread burns the time slice
+its partner needs), so (a) and (b) run twice: with the environment as it is, and with
+OMP_WAIT_POLICY=PASSIVE (`--omp-policies`, default both).
 
 Keras is never a project dependency: it lives in its own venv, found by --keras-python,
 else $MLAPI_KERAS_PYTHON, else /work/keras-venv/bin/python. Create one with
@@ -44,21 +49,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from mlapi.artifacts import atomic_write_json, utc_now_iso
-from mlapi.models import lstm_kernel
-from mlapi.models.lstm import LSTMClassifier
-from mlapi.training.loop import FitConfig, fit
 
 REPO = Path(__file__).resolve().parents[1]
 REVIEWS, TOKENS, VOCAB, BATCH = 20_000, 200, 20_000, 64
-GOALS = {"keras_over_ours_at_least": 1.5, "ours_over_fused_at_most": 1.5}
+GOAL_VS_KERAS, GOAL_VS_FUSED = 1.5, 1.5
 DEFAULT_KERAS_VENV = Path("/work/keras-venv")
 
-# Runs in the Keras venv: builds the seed's model, warms up, then times one fit per
-# "run" line read from stdin and answers with one JSON line.
+# Worker protocol: after warming up, print one JSON line {"ready": true, ...}; then for
+# every "run" line on stdin, train one epoch of `batches` batches and print
+# {"wall": seconds, "cpu": seconds}.
+
 KERAS_WORKER = r"""
 import json, os, sys, time
 settings = json.loads(sys.argv[1])
@@ -89,8 +90,8 @@ model = keras.Sequential([
 model.compile(optimizer=keras.optimizers.Adam(learning_rate=2e-4, clipnorm=1.0),
               loss="binary_crossentropy", metrics=["accuracy"])
 model.fit(x[: 2 * BATCH], y[: 2 * BATCH], batch_size=BATCH, epochs=1, verbose=0)
-print(json.dumps({"ready": True, "keras": keras.__version__, "backend": backend,
-                  "backend_version": __import__(backend).__version__}), flush=True)
+print(json.dumps({"ready": True, "version": f"keras {keras.__version__}, {backend} "
+                  f"{__import__(backend).__version__}"}), flush=True)
 for line in sys.stdin:
     wall, cpu = time.perf_counter(), time.process_time()
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0)
@@ -99,120 +100,48 @@ for line in sys.stdin:
 """
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.setup_keras_venv:
-        setup_keras_venv(Path(args.setup_keras_venv))
-        return 0
-    pin_threads(args.threads)
-    x, y = benchmark_data(args.batches)
-    runners = {"a_ours": torch_runner(x, y, recurrent_dropout=0.3, threads=args.threads)}
-    runners["b_fused"] = torch_runner(x, y, recurrent_dropout=0.0, threads=args.threads)
-    workers = [] if args.no_keras else start_keras_workers(args)
-    for worker in workers:
-        runners[f"c_keras_{worker.backend}"] = worker.run
+def torch_worker(settings: dict) -> None:
+    """(a) or (b) in this process: the same protocol as the Keras worker."""
+    pin_cpus(settings["threads"])
+    import numpy as np
+    import torch
 
-    load_before = os.getloadavg()
-    timings: dict[str, list[dict[str, float]]] = {name: [] for name in runners}
-    for repeat in range(args.repeats):
-        for name, run in runners.items():
-            timings[name].append(run())
-            print(f"repeat {repeat + 1}/{args.repeats} {name}: {timings[name][-1]['wall']:.2f} s")
-    for worker in workers:
-        worker.close()
+    from mlapi.models import lstm_kernel
+    from mlapi.models.lstm import LSTMClassifier
+    from mlapi.training.loop import FitConfig, fit
 
-    result = summarize(args, timings, workers, load_before)
-    print_table(result)
-    atomic_write_json(args.out, result)
-    print(f"wrote {args.out}")
-    return 0
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--batches",
-        type=int,
-        default=60,
-        help=f"batches timed per run, extrapolated to {REVIEWS // BATCH + 1}",
-    )
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--keras-python", default=None, help="python of the Keras venv")
-    parser.add_argument(
-        "--keras-backends", default="jax", help="comma-separated: jax, tensorflow (default jax)"
-    )
-    parser.add_argument("--no-keras", action="store_true", help="time only (a) and (b)")
-    parser.add_argument(
-        "--setup-keras-venv",
-        metavar="DIR",
-        default=None,
-        help="create the Keras venv in DIR (needs PyPI) and exit",
-    )
-    parser.add_argument("--out", default=str(REPO / "benchmarks/results/lstm_speed.json"))
-    args = parser.parse_args(argv)
-    if not 1 <= args.batches <= -(-REVIEWS // BATCH):
-        parser.error(f"--batches must be in 1..{-(-REVIEWS // BATCH)}")
-    return args  # fmt: skip
-
-
-def setup_keras_venv(venv: Path) -> None:
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install"]
-    subprocess.run([*pip, "keras", "jax", "tensorflow-cpu"], check=True)
-    print(f"Keras venv ready: --keras-python {venv / 'bin' / 'python'}")
-
-
-def pin_threads(threads: int) -> None:
-    torch.set_num_threads(threads)
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
-
-
-def benchmark_data(batches: int) -> tuple[np.ndarray, np.ndarray]:
-    """The same arrays the Keras worker builds: random ids and labels, default_rng(0)."""
     rng = np.random.default_rng(0)
-    x = rng.integers(0, VOCAB, size=(REVIEWS, TOKENS), dtype=np.int32)[: batches * BATCH]
-    y = rng.integers(0, 2, size=REVIEWS).astype(np.float32)[: batches * BATCH]
-    return x, y
-
-
-def torch_runner(x: np.ndarray, y: np.ndarray, recurrent_dropout: float, threads: int):
+    x = rng.integers(0, VOCAB, size=(REVIEWS, TOKENS), dtype=np.int32)
+    y = rng.integers(0, 2, size=REVIEWS).astype(np.float32)
+    x, y = x[: settings["batches"] * BATCH], y[: settings["batches"] * BATCH]
     torch.manual_seed(0)
-    model = LSTMClassifier(VOCAB, recurrent_dropout=recurrent_dropout)
-    config = FitConfig(batch_size=BATCH, epochs=1, threads=threads)
+    model = LSTMClassifier(VOCAB, recurrent_dropout=settings["recurrent_dropout"])
+    config = FitConfig(batch_size=BATCH, epochs=1, threads=settings["threads"])
     fit(model, (x[: 2 * BATCH], y[: 2 * BATCH]), None, config, progress=False)  # warm-up
-
-    def run() -> dict[str, float]:
+    step_loop = "C kernel" if lstm_kernel.load() is not None else "PyTorch loop"
+    print(json.dumps({"ready": True, "version": f"torch {torch.__version__}",
+                      "step_loop": step_loop}), flush=True)  # fmt: skip
+    for _ in sys.stdin:
         wall, cpu = time.perf_counter(), time.process_time()
         fit(model, (x, y), None, config, progress=False)
-        return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+        print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}),
+              flush=True)  # fmt: skip
 
-    return run
 
+class Worker:
+    """A warmed-up contender in its own process, timed on request."""
 
-class KerasWorker:
-    def __init__(self, python: str, backend: str, threads: int, batches: int):
-        self.backend = backend
-        settings = {
-            "backend": backend,
-            "threads": threads,
-            "batches": batches,
-            "reviews": REVIEWS,
-            "tokens": TOKENS,
-            "vocab": VOCAB,
-            "batch": BATCH,
-        }
+    def __init__(self, name: str, command: list[str], env: dict[str, str] | None = None):
+        self.name = name
         self.process = subprocess.Popen(
-            [python, "-c", KERAS_WORKER, json.dumps(settings)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
         self.info = self._answer()
 
     def _answer(self) -> dict:
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the Keras {self.backend} worker exited ({self.process.wait()})")
+            raise RuntimeError(f"worker {self.name} exited with {self.process.wait()}")
         return json.loads(line)
 
     def run(self) -> dict[str, float]:
@@ -225,62 +154,163 @@ class KerasWorker:
         self.process.wait(timeout=60)
 
 
-def start_keras_workers(args: argparse.Namespace) -> list[KerasWorker]:
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.torch_worker:
+        torch_worker(json.loads(args.torch_worker))
+        return 0
+    if args.setup_keras_venv:
+        setup_keras_venv(Path(args.setup_keras_venv))
+        return 0
+    workers = start_workers(args)
+    load_before = os.getloadavg()
+    timings: dict[str, list[dict[str, float]]] = {w.name: [] for w in workers}
+    for repeat in range(args.repeats):
+        for worker in workers:
+            timings[worker.name].append(worker.run())
+            wall = timings[worker.name][-1]["wall"]
+            print(f"repeat {repeat + 1}/{args.repeats} {worker.name}: {wall:.2f} s", flush=True)
+    load_after = os.getloadavg()
+    for worker in workers:
+        worker.close()
+    result = summarize(args, timings, workers, (load_before[0], load_after[0]))
+    print_table(result)
+    write_json(args.out, result)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    epoch_batches = -(-REVIEWS // BATCH)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=60,
+        help=f"batches timed per run (an epoch has {epoch_batches})",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--omp-policies",
+        default="default,passive",
+        help="OpenMP wait policies for (a) and (b): default, passive",
+    )
+    parser.add_argument("--keras-python", default=None, help="python of the Keras venv")
+    parser.add_argument(
+        "--keras-backends",
+        default="jax,tensorflow",
+        help="comma-separated Keras backends: jax, tensorflow",
+    )
+    parser.add_argument("--no-keras", action="store_true", help="time only (a) and (b)")
+    parser.add_argument(
+        "--setup-keras-venv",
+        metavar="DIR",
+        default=None,
+        help="create the Keras venv in DIR (needs PyPI) and exit",
+    )
+    parser.add_argument("--out", default=str(REPO / "benchmarks/results/lstm_speed.json"))
+    parser.add_argument("--torch-worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if not 1 <= args.batches <= epoch_batches:
+        parser.error(f"--batches must be in 1..{epoch_batches}")
+    return args  # fmt: skip
+
+
+def setup_keras_venv(venv: Path) -> None:
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install"]
+    subprocess.run([*pip, "keras", "jax", "tensorflow-cpu"], check=True)
+    print(f"Keras venv ready: --keras-python {venv / 'bin' / 'python'}")
+
+
+def pin_cpus(threads: int) -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
+
+
+def start_workers(args: argparse.Namespace) -> list[Worker]:
+    workers = []
+    for policy in [p.strip() for p in args.omp_policies.split(",") if p.strip()]:
+        env = dict(os.environ)
+        if policy == "passive":
+            env["OMP_WAIT_POLICY"] = "PASSIVE"
+        elif policy != "default":
+            sys.exit(f"unknown OpenMP policy {policy!r}: use default or passive")
+        suffix = "" if policy == "default" else "_omp_passive"
+        for name, rate in (("a_ours", 0.3), ("b_fused", 0.0)):
+            settings = {"recurrent_dropout": rate, "threads": args.threads, "batches": args.batches}
+            command = [sys.executable, __file__, "--torch-worker", json.dumps(settings)]
+            workers.append(Worker(name + suffix, command, env))
+    if not args.no_keras:
+        python = keras_python(args)
+        for backend in [b.strip() for b in args.keras_backends.split(",") if b.strip()]:
+            settings = {
+                "backend": backend,
+                "threads": args.threads,
+                "batches": args.batches,
+                "reviews": REVIEWS,
+                "tokens": TOKENS,
+                "vocab": VOCAB,
+                "batch": BATCH,
+            }
+            command = [python, "-c", KERAS_WORKER, json.dumps(settings)]
+            workers.append(Worker(f"c_keras_{backend}", command))  # fmt: skip
+    return workers
+
+
+def keras_python(args: argparse.Namespace) -> str:
     python = args.keras_python or os.environ.get("MLAPI_KERAS_PYTHON")
     if python is None and (DEFAULT_KERAS_VENV / "bin" / "python").exists():
         python = str(DEFAULT_KERAS_VENV / "bin" / "python")
     if python is None:
         sys.exit("no Keras venv: pass --keras-python, set MLAPI_KERAS_PYTHON, "
                  "run --setup-keras-venv DIR, or use --no-keras")  # fmt: skip
-    backends = [b.strip() for b in args.keras_backends.split(",") if b.strip()]
-    return [KerasWorker(python, backend, args.threads, args.batches) for backend in backends]
+    return python
 
 
-def summarize(args, timings, workers, load_before) -> dict:
+def summarize(args, timings, workers, load_averages) -> dict:
     scale = (REVIEWS / BATCH) / args.batches  # batches timed -> one epoch of 20,000 reviews
     results = {}
     for name, runs in timings.items():
         wall = [r["wall"] * scale for r in runs]
-        cpu = [r["cpu"] * scale for r in runs]
         results[name] = {
             "seconds_per_epoch": round(statistics.median(wall), 2),
-            "cpu_seconds_per_epoch": round(statistics.median(cpu), 2),
+            "cpu_seconds_per_epoch": round(statistics.median(r["cpu"] * scale for r in runs), 2),
             "runs_seconds_per_epoch": [round(w, 2) for w in wall],
         }
-    ours, fused = results["a_ours"]["seconds_per_epoch"], results["b_fused"]["seconds_per_epoch"]
-    ratios = {"ours_over_fused": round(ours / fused, 3)}
-    keras = {k: v["seconds_per_epoch"] for k, v in results.items() if k.startswith("c_keras")}
-    if keras:
-        fastest = min(keras, key=keras.get)
-        ratios["keras_over_ours"] = round(keras[fastest] / ours, 3)
-        ratios["keras_backend_compared"] = fastest.removeprefix("c_keras_")
-    goals = {"ours_within_1.5x_of_fused": ratios["ours_over_fused"] <= 1.5}
-    if keras:
-        goals["ours_1.5x_faster_than_keras"] = ratios["keras_over_ours"] >= 1.5
+    seconds = {name: r["seconds_per_epoch"] for name, r in results.items()}
+    keras = {k: v for k, v in seconds.items() if k.startswith("c_keras")}
+    fastest_keras = min(keras, key=keras.get) if keras else None
+    comparisons = {}
+    for ours in (k for k in seconds if k.startswith("a_ours")):
+        fused = ours.replace("a_ours", "b_fused")
+        entry = {"ours_over_fused": round(seconds[ours] / seconds[fused], 3)}
+        entry["within_1.5x_of_fused"] = entry["ours_over_fused"] <= GOAL_VS_FUSED
+        if fastest_keras:
+            entry["fastest_keras"] = fastest_keras
+            entry["keras_over_ours"] = round(keras[fastest_keras] / seconds[ours], 3)
+            entry["1.5x_faster_than_keras"] = entry["keras_over_ours"] >= GOAL_VS_KERAS
+        comparisons[ours] = entry
     return {
         "benchmark": "lstm_speed",
-        "created_at": utc_now_iso(),
         "command": "benchmarks/lstm_speed.py " + " ".join(sys.argv[1:]),
         "data": f"random int ids, {REVIEWS} reviews x {TOKENS} tokens, vocab {VOCAB}, "
         "numpy default_rng(0)",
         "recipe": "batch 64, Adam(2e-4, clipnorm 1.0), BCE, L2 1e-4 on the LSTM kernel, "
         "dropout 0.5, recurrent_dropout 0.3 (b: 0), training only",
-        "step_loop": "C kernel" if lstm_kernel.load() is not None else "PyTorch loop (no C kernel)",
         "batches_timed": args.batches,
         "extrapolation": f"seconds/epoch = seconds per batch x {REVIEWS}/{BATCH}",
         "repeats": args.repeats,
         "threads": args.threads,
-        "load_average_before_after": [round(v, 2) for v in (load_before[0], os.getloadavg()[0])],
+        "load_average_before_after": [round(v, 2) for v in load_averages],
         "results": results,
-        "ratios": ratios,
-        "goals": goals,
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            **{f"keras_{w.backend}": f"keras {w.info['keras']}, {w.backend} "
-               f"{w.info['backend_version']}" for w in workers},
-        },
-        "machine": {"cpu": cpu_model(), "cpus_available": len(os.sched_getaffinity(0))},
+        "comparisons": comparisons,
+        "goals": {"keras_over_ours_at_least": GOAL_VS_KERAS,
+                  "ours_over_fused_at_most": GOAL_VS_FUSED},
+        "workers": {w.name: {k: v for k, v in w.info.items() if k != "ready"} for w in workers},
+        "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(),
+                    "python": platform.python_version()},
     }  # fmt: skip
 
 
@@ -296,17 +326,24 @@ def cpu_model() -> str:
 
 
 def print_table(result: dict) -> None:
-    print(f"\nseconds per epoch ({result['extrapolation']}; median of {result['repeats']}):")
-    print(f"{'model':<20}{'wall s':>10}{'cpu s':>10}  runs")
+    print(
+        f"\nseconds per epoch ({result['extrapolation']}; median of {result['repeats']}), "
+        f"{result['threads']} threads, load average {result['load_average_before_after']}:"
+    )
+    print(f"{'contender':<24}{'wall s':>9}{'cpu s':>9}  runs")
     for name, r in result["results"].items():
         runs = ", ".join(f"{s:.1f}" for s in r["runs_seconds_per_epoch"])
-        print(
-            f"{name:<20}{r['seconds_per_epoch']:>10.1f}{r['cpu_seconds_per_epoch']:>10.1f}  {runs}"
-        )
-    for name, value in result["ratios"].items():
-        print(f"{name}: {value}")
-    for name, met in result["goals"].items():
-        print(f"goal {name}: {'met' if met else 'NOT met'}")
+        wall, cpu = r["seconds_per_epoch"], r["cpu_seconds_per_epoch"]
+        print(f"{name:<24}{wall:>9.1f}{cpu:>9.1f}  {runs}")
+    for ours, c in result["comparisons"].items():
+        line = f"{ours}: {c['ours_over_fused']}x fused (goal <= {GOAL_VS_FUSED})"
+        if "keras_over_ours" in c:
+            line += f", {c['fastest_keras']} / ours = {c['keras_over_ours']} (goal >= 1.5)"
+        print(line)  # fmt: skip
+
+
+def write_json(path: str, result: dict) -> None:
+    atomic_write_json(path, {"created_at": utc_now_iso(), **result})
 
 
 if __name__ == "__main__":
