@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(flags)
     config = config_from_args(flags.parse_args([f for f in train_flags if f != "--"]))
 
+    code_version = git_state()  # before the run: the code that trains
     result = run_experiment(config, args.data, args.out, args.models_dir, not args.quiet)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     m = result.metrics
     comparison = {
         "command": shlex.join([".venv/bin/python", "benchmarks/imdb_seed_run.py", *sys.argv[1:]]),
-        "git_commit": git_state(),
+        "git_commit": code_version,
         "run_name": result.run_name,
         "seed_reported": SEED_REPORTED,
         "this_run": {key: m[key] for key in SEED_REPORTED},
