@@ -142,8 +142,9 @@ def test_c_kernel_matches_the_pytorch_loop():
     w_hh = torch.randn(4 * hidden, hidden, generator=gen) * 0.2
     masks = (torch.rand(batch, 4 * hidden, generator=gen) > 0.3).float() / 0.7
     grad_h = torch.randn(batch, hidden, generator=gen)
-    with_c = recurrent_dropout._forward_c(KERNEL, x_proj, w_hh, masks)
-    with_torch = recurrent_dropout._forward_torch(x_proj, w_hh, masks)
+    bias = torch.randn(4 * hidden, generator=gen)
+    with_c = recurrent_dropout._forward_c(KERNEL, x_proj, w_hh, bias, masks)
+    with_torch = recurrent_dropout._forward_torch(x_proj, w_hh, bias, masks)
     assert_all_close(with_c, with_torch, atol=1e-5)
     saved = with_torch[1:]
     grads_c = recurrent_dropout._backward_c(KERNEL, grad_h, w_hh, masks, *saved)

@@ -65,22 +65,23 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
 #define SPECIALIZED static inline __attribute__((always_inline))
 
 /* Layouts (G = 4H, gates in the order o, i, f, g, batch-major):
-   xproj, acts, d_pre [B,T,G]; cells [B,T+1,H] (c(t-1) at t); tanh_cells, h_prev [B,T,H]
-   (h_prev: h(t-1), unmasked); masks [B,4,H] (one recurrent mask per gate);
-   wt = W_hh^T [H,G]; w = W_hh [G,H]. */
+   xproj (x @ W_ih^T, without bias), acts, d_pre [B,T,G]; bias [G];
+   cells [B,T+1,H] (c(t-1) at t); tanh_cells, h_prev [B,T,H] (h_prev: h(t-1), unmasked);
+   masks [B,4,H] (one recurrent mask per gate); wt = W_hh^T [H,G]; w = W_hh [G,H]. */
 
-/* a[r] = xp[r] + sum over k of hm[r, gate(j), k] * wt[k, j] for R <= ROWS rows, in blocks of
-   16*Q columns (Q vectors; a block never straddles two gates: 16*Q divides H).
+/* a[r] = xp[r] + bias + sum over k of hm[r, gate(j), k] * wt[k, j] for R <= ROWS rows, in
+   blocks of 16*Q columns (Q vectors; a block never straddles two gates: 16*Q divides H).
    Rows of xp and a are `stride` floats apart; hm [R,4,H]. */
 SPECIALIZED void gates_block(int R, int Q, int H, size_t stride, const float *restrict hm,
-                               const float *restrict wt, const float *restrict xp,
-                               float *restrict a) {
+                               const float *restrict wt, const float *restrict bias,
+                               const float *restrict xp, float *restrict a) {
     const int G = 4 * H, W = 16 * Q;
     for (int j0 = 0; j0 < G; j0 += W) {
         const float *restrict hg = hm + (j0 / H) * H;
         v16 acc[ROWS][4];
         for (int r = 0; r < R; ++r)
-            for (int q = 0; q < Q; ++q) acc[r][q] = VLOAD(xp + r * stride + j0 + 16 * q);
+            for (int q = 0; q < Q; ++q)
+                acc[r][q] = VLOAD(xp + r * stride + j0 + 16 * q) + VLOAD(bias + j0 + 16 * q);
         for (int k = 0; k < H; ++k) {
             v16 w[4];
             for (int q = 0; q < Q; ++q) w[q] = VLOAD(wt + (size_t)k * G + j0 + 16 * q);
@@ -95,21 +96,21 @@ SPECIALIZED void gates_block(int R, int Q, int H, size_t stride, const float *re
 }
 
 static void gates_matmul(int R, int H, size_t stride, const float *restrict hm,
-                         const float *restrict wt, const float *restrict xp,
-                         float *restrict a) {
+                         const float *restrict wt, const float *restrict bias,
+                         const float *restrict xp, float *restrict a) {
     const int G = 4 * H;
     if (R == ROWS && H % 64 == 0) {
-        gates_block(ROWS, 4, H, stride, hm, wt, xp, a);
+        gates_block(ROWS, 4, H, stride, hm, wt, bias, xp, a);
     } else if (R == ROWS && H % 32 == 0) {
-        gates_block(ROWS, 2, H, stride, hm, wt, xp, a);
+        gates_block(ROWS, 2, H, stride, hm, wt, bias, xp, a);
     } else if (H % 16 == 0) {
         for (int r = 0; r < R; ++r)
-            gates_block(1, 1, H, stride, hm + r * G, wt, xp + r * stride, a + r * stride);
+            gates_block(1, 1, H, stride, hm + r * G, wt, bias, xp + r * stride, a + r * stride);
     } else {
         for (int r = 0; r < R; ++r) {
             for (int j = 0; j < G; ++j) {
                 const float *restrict hg = hm + r * G + (j / H) * H;
-                float acc = xp[r * stride + j];
+                float acc = xp[r * stride + j] + bias[j];
                 for (int k = 0; k < H; ++k) acc += hg[k] * wt[(size_t)k * G + j];
                 a[r * stride + j] = acc;
             }
@@ -147,6 +148,7 @@ static inline void masked_h(int R, int T, int H, int t, int b0, const float *res
 /* Forward through all T steps for batch rows [row0, row1). cells[:, 0] and h_prev[:, 0]
    must be zero on entry; writes the rest, acts, tanh_cells and h_last [B,H] = h(T). */
 void lstm_forward(int T, int B, int H, const float *restrict xproj, const float *restrict wt,
+                  const float *restrict bias,
                   const float *restrict masks, float *restrict acts, float *restrict cells,
                   float *restrict tanh_cells, float *restrict h_prev, float *restrict h_last,
                   int row0, int row1) {
@@ -158,7 +160,7 @@ void lstm_forward(int T, int B, int H, const float *restrict xproj, const float 
             const int R = row1 - b0 < ROWS ? row1 - b0 : ROWS;
             masked_h(R, T, H, t, b0, h_prev, masks, hm);
             const size_t at = ((size_t)b0 * T + t) * G;
-            gates_matmul(R, H, (size_t)T * G, hm, wt, xproj + at, acts + at);
+            gates_matmul(R, H, (size_t)T * G, hm, wt, bias, xproj + at, acts + at);
             for (int b = b0; b < b0 + R; ++b) {
                 const size_t bt = (size_t)b * T + t;
                 float *restrict h_out =
@@ -291,13 +293,14 @@ static void weight_grad(int R, int H, size_t stride, const float *restrict d,
 }
 
 /* Backward through time for rows [row0, row1): from grad_h [B,H] = dL/dh(T), writes
-   d_pre [B,T,G] = dL/d(pre-activation gates) and adds these rows' dL/dW_hh to dw [G,H].
-   dh and dc [B,H] are scratch. */
+   d_pre [B,T,G] = dL/d(pre-activation gates) and adds these rows' dL/dW_hh to dw [G,H] and
+   dL/dbias to db [G]. dh and dc [B,H] are scratch. */
 void lstm_backward(int T, int B, int H, const float *restrict grad_h, const float *restrict w,
                    const float *restrict masks, const float *restrict acts,
                    const float *restrict cells, const float *restrict tanh_cells,
                    const float *restrict h_prev, float *restrict d_pre, float *restrict dh,
-                   float *restrict dc, float *restrict dw, int row0, int row1) {
+                   float *restrict dc, float *restrict dw, float *restrict db, int row0,
+                   int row1) {
     const int G = 4 * H;
     float hm[ROWS * 4 * H];
     (void)B;
@@ -312,6 +315,7 @@ void lstm_backward(int T, int B, int H, const float *restrict grad_h, const floa
                 const size_t bt = (size_t)b * T + t;
                 cell_backward(H, acts + bt * G, cells + (bt + b) * H, tanh_cells + bt * H,
                               dh + (size_t)b * H, dc + (size_t)b * H, d_pre + bt * G);
+                for (int j = 0; j < G; ++j) db[j] += d_pre[bt * G + j];
             }
             if (t > 0) { /* h(-1) = 0: step 0 adds nothing to dW_hh and has no dh to pass on */
                 const float *restrict d = d_pre + ((size_t)b0 * T + t) * G;
@@ -325,7 +329,9 @@ void lstm_backward(int T, int B, int H, const float *restrict grad_h, const floa
 }
 """
 
-CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-std=c11")
+# -ffp-contract=fast: a * b + c as one FMA (ISO C mode would keep separate multiply and add).
+CFLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math")
+CFLAGS += ("-std=c11",)
 LINK_FLAGS = ("-shared", "-fPIC")
 
 _lock = threading.Lock()
@@ -358,8 +364,8 @@ def _build_and_load() -> ctypes.CDLL | None:
         warnings.warn(message, stacklevel=3)
         return None
     int_, ptr = ctypes.c_int, ctypes.c_void_p
-    lib.lstm_forward.argtypes = [int_] * 3 + [ptr] * 8 + [int_] * 2
-    lib.lstm_backward.argtypes = [int_] * 3 + [ptr] * 11 + [int_] * 2
+    lib.lstm_forward.argtypes = [int_] * 3 + [ptr] * 9 + [int_] * 2
+    lib.lstm_backward.argtypes = [int_] * 3 + [ptr] * 12 + [int_] * 2
     lib.lstm_forward.restype = lib.lstm_backward.restype = None
     return lib
 

@@ -43,33 +43,36 @@ def lstm_last_hidden(
     """
     batch, steps, embed = x.shape
     hidden = weight_hh.shape[1]
-    w_ih = weight_ih.view(4, hidden, embed)[_TO_INTERNAL]
+    w_ih_t = weight_ih.view(4, hidden, embed)[_TO_INTERNAL].reshape(4 * hidden, embed).t()
     w_hh = weight_hh.view(4, hidden, hidden)[_TO_INTERNAL].reshape(4 * hidden, hidden)
     b = bias.view(4, hidden)[_TO_INTERNAL].reshape(4 * hidden)
     if input_masks is None:
-        x_proj = torch.addmm(b, x.reshape(batch * steps, embed), w_ih.reshape(-1, embed).t())
+        x_proj = torch.mm(x.reshape(batch * steps, embed), w_ih_t)
     else:
-        # (x * m_k) @ W_k^T == x @ (W_k * m_k)^T: one weight matrix per batch row.
-        masked_w = w_ih.unsqueeze(0) * input_masks[:, _TO_INTERNAL].unsqueeze(2)
-        x_proj = torch.baddbmm(b, x, masked_w.reshape(batch, 4 * hidden, embed).transpose(1, 2))
+        # (x * m_k) @ W_k^T == x @ (W_k * m_k)^T: one [E, 4H] weight matrix per batch row.
+        masks_t = input_masks[:, _TO_INTERNAL].transpose(1, 2).unsqueeze(3)  # [B, E, 4, 1]
+        masked_w = w_ih_t.reshape(1, embed, 4, hidden) * masks_t
+        x_proj = torch.bmm(x, masked_w.view(batch, embed, 4 * hidden))
     if recurrent_masks is None:
         masks = x.new_ones(batch, 4, hidden)
     else:
         masks = recurrent_masks[:, _TO_INTERNAL].contiguous()
     x_proj = x_proj.view(batch, steps, 4 * hidden)
-    return _MaskedLSTM.apply(x_proj, w_hh, masks.view(batch, 4 * hidden))
+    return _MaskedLSTM.apply(x_proj, w_hh, b, masks.view(batch, 4 * hidden))
 
 
 class _MaskedLSTM(torch.autograd.Function):
-    """x_proj [B, T, 4H] (bias in; gates o, i, f, g), w_hh [4H, H], masks [B, 4H] -> h(T)."""
+    """x_proj [B, T, 4H] (x @ W_ih^T; gates o, i, f, g), w_hh [4H, H], bias [4H],
+    masks [B, 4H] -> h(T). (The bias is added in the loop: cheaper than a broadcast.)"""
 
     @staticmethod
-    def forward(ctx, x_proj, w_hh, masks):
+    def forward(ctx, x_proj, w_hh, bias, masks):
         lib = _kernel(x_proj)
         if lib is not None:
-            h, *saved = _forward_c(lib, x_proj.contiguous(), w_hh, masks.contiguous())
+            args = x_proj.contiguous(), w_hh, bias.contiguous(), masks.contiguous()
+            h, *saved = _forward_c(lib, *args)
         else:
-            h, *saved = _forward_torch(x_proj, w_hh, masks)
+            h, *saved = _forward_torch(x_proj, w_hh, bias, masks)
         ctx.save_for_backward(w_hh, masks, *saved)
         return h
 
@@ -78,8 +81,10 @@ class _MaskedLSTM(torch.autograd.Function):
         w_hh, masks, *saved = ctx.saved_tensors
         lib = _kernel(saved[0])
         step_loop = _backward_c if lib is not None else _backward_torch
-        d_pre, grad_w_hh = step_loop(lib, grad_h.contiguous(), w_hh.contiguous(), masks, *saved)
-        return d_pre, grad_w_hh, None
+        d_pre, grad_w_hh, grad_bias = step_loop(
+            lib, grad_h.contiguous(), w_hh.contiguous(), masks, *saved
+        )
+        return d_pre, grad_w_hh, grad_bias, None
 
 
 def _kernel(like: torch.Tensor):
@@ -95,17 +100,19 @@ def _buffers(x_proj: torch.Tensor):
     hid = gates // 4
     h = x_proj.new_empty(batch, hid)
     acts = torch.empty_like(x_proj)
-    cells = x_proj.new_zeros(batch, steps + 1, hid)  # c(t-1) at index t
+    cells = x_proj.new_empty(batch, steps + 1, hid)  # c(t-1) at index t
     tanh_cells = x_proj.new_empty(batch, steps, hid)
-    h_prev = x_proj.new_zeros(batch, steps, hid)  # h(t-1), before the masks
+    h_prev = x_proj.new_empty(batch, steps, hid)  # h(t-1), before the masks
+    cells[:, 0] = 0.0  # the loops fill in every later step
+    h_prev[:, 0] = 0.0
     return h, acts, cells, tanh_cells, h_prev
 
 
-def _forward_c(lib, x_proj, w_hh, masks):
+def _forward_c(lib, x_proj, w_hh, bias, masks):
     buffers = h, acts, cells, tanh_cells, h_prev = _buffers(x_proj)
     batch, steps, gates = x_proj.shape
     w_hh_t = w_hh.t().contiguous()
-    args = [x_proj, w_hh_t, masks, acts, cells, tanh_cells, h_prev, h]
+    args = [x_proj, w_hh_t, bias, masks, acts, cells, tanh_cells, h_prev, h]
     pointers = [lstm_kernel.ptr(t) for t in args]
 
     def rows(row0, row1, worker):
@@ -116,23 +123,24 @@ def _forward_c(lib, x_proj, w_hh, masks):
 
 
 def _backward_c(lib, grad_h, w_hh, masks, acts, cells, tanh_cells, h_prev):
-    """d_pre and dW_hh; each thread adds its rows' dW_hh to its own buffer."""
+    """d_pre, dW_hh and dbias; each thread adds its rows' dW_hh and dbias to its own buffer."""
     batch, steps, gates = acts.shape
     d_pre = torch.empty_like(acts)
     dh, dc = torch.empty_like(grad_h), torch.empty_like(grad_h)
-    grad_w = acts.new_zeros(lstm_kernel.workers_for(batch), gates, gates // 4)
+    workers = lstm_kernel.workers_for(batch)
+    grad_w, grad_b = acts.new_zeros(workers, gates, gates // 4), acts.new_zeros(workers, gates)
     args = [grad_h, w_hh, masks, acts, cells, tanh_cells, h_prev, d_pre, dh, dc]
     pointers = [lstm_kernel.ptr(t) for t in args]
 
     def rows(row0, row1, worker):
-        w_ptr = lstm_kernel.ptr(grad_w[worker])
-        lib.lstm_backward(steps, batch, gates // 4, *pointers, w_ptr, row0, row1)
+        own = lstm_kernel.ptr(grad_w[worker]), lstm_kernel.ptr(grad_b[worker])
+        lib.lstm_backward(steps, batch, gates // 4, *pointers, *own, row0, row1)
 
     lstm_kernel.run_rows(rows, batch)
-    return d_pre, grad_w.sum(0)
+    return d_pre, grad_w.sum(0), grad_b.sum(0)
 
 
-def _forward_torch(x_proj, w_hh, masks):
+def _forward_torch(x_proj, w_hh, bias, masks):
     """The same step loop in PyTorch ops: the fallback, and the C kernel's reference."""
     buffers = h, acts, cells, tanh_cells, h_prev = _buffers(x_proj)
     batch, steps, gates = x_proj.shape
@@ -141,7 +149,8 @@ def _forward_torch(x_proj, w_hh, masks):
     masks = masks.view(batch, 4, hid)
     for t in range(steps):
         masked_h = h_prev[:, t].unsqueeze(1) * masks  # [B, 4, H]
-        z = x_proj[:, t] + torch.einsum("bgk,gjk->bgj", masked_h, w_per_gate).reshape(batch, gates)
+        recurrent = torch.einsum("bgk,gjk->bgj", masked_h, w_per_gate).reshape(batch, gates)
+        z = x_proj[:, t] + bias + recurrent
         a = torch.cat([torch.sigmoid(z[:, : 3 * hid]), torch.tanh(z[:, 3 * hid :])], dim=1)
         o, i, f, g = a.split(hid, dim=1)
         c = f * cells[:, t] + i * g
@@ -177,4 +186,4 @@ def _backward_torch(lib, grad_h, w_hh, masks, acts, cells, tanh_cells, h_prev):
     # dW_hh[g] = sum over rows b of mask_g[b] * (d_pre_g[b]^T @ h_prev[b])
     per_row = torch.bmm(d_pre.transpose(1, 2), h_prev).view(batch, 4, hid, hid)
     grad_w_hh = (per_row * masks.view(batch, 4, 1, hid)).sum(0).view(gates, hid)
-    return d_pre, grad_w_hh
+    return d_pre, grad_w_hh, d_pre.sum((0, 1))

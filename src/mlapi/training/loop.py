@@ -216,12 +216,15 @@ def _regularization(model: nn.Module) -> torch.Tensor | float:
 def _clip_gradients(params: list[torch.nn.Parameter], config: FitConfig) -> None:
     if not config.clipnorm:
         return
-    grads = [p for p in params if p.grad is not None]
+    with_grads = [p for p in params if p.grad is not None]
     if config.clip_mode == "global":
-        torch.nn.utils.clip_grad_norm_(grads, config.clipnorm)
-    else:
-        for p in grads:
-            torch.nn.utils.clip_grad_norm_([p], config.clipnorm)
+        torch.nn.utils.clip_grad_norm_(with_grads, config.clipnorm)
+        return
+    # Keras `clipnorm`: g * clipnorm / max(||g||, clipnorm), each parameter on its own.
+    for grad in (p.grad for p in with_grads):
+        norm = float(torch.linalg.vector_norm(grad))
+        if norm > config.clipnorm:
+            grad.mul_(config.clipnorm / norm)
 
 
 def _as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
