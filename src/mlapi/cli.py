@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from mlapi import __version__
 from mlapi.errors import MlapiError
@@ -45,14 +47,35 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    previous = _stop_on_sigterm()
     try:
         return int(args.handler(args) or 0)
     except MlapiError as exc:
         print(f"mlapi: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, permission denied...: the atomic writes left nothing
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(
+            f"mlapi: error: {exc.strerror or exc}{where}; nothing was half-written", file=sys.stderr
+        )
+        return 1
     except KeyboardInterrupt:
         print("mlapi: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM stop a command as Ctrl-C does (cleanly); return the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == "__main__":
