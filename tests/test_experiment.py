@@ -220,7 +220,10 @@ def test_an_interrupted_run_leaves_old_outputs_and_model_untouched(
         monkeypatch.setattr(export, "replace_directory", interrupt)
     argv = ["train", "imdb", "--data", str(tiny_imdb), "--out", str(out)]
     assert main([*argv, "--models-dir", str(models), *TINY_FLAGS]) == 130
+    state = f".{TINY.run_name}.resume"
     if where != "installing the model":  # by then the run's outputs are complete
-        assert snapshot(out) == before_out
-    assert sorted(p.name for p in out.iterdir()) == sorted(before_out)
+        outputs = {k: v for k, v in snapshot(out).items() if not k.startswith(state)}
+        assert outputs == before_out
+        assert (out / state / "config.json").is_file()  # kept for --resume
+    assert sorted(p.name for p in out.iterdir() if p.name != state) == sorted(before_out)
     assert snapshot(models) == before_models

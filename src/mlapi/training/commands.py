@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_models_dir(imdb)
     imdb.add_argument("--no-export", action="store_true", help="skip the ONNX export and install")
     imdb.add_argument("--quiet", action="store_true", help="no progress bars")
+    imdb.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run of the same settings"
+    )
     add_config_arguments(imdb)
     imdb.set_defaults(handler=_train_imdb)
 
@@ -76,6 +79,7 @@ def _train_imdb(args: argparse.Namespace) -> int:
         out_dir=args.out,
         models_dir=None if args.no_export else args.models_dir,
         progress=not args.quiet,
+        resume=args.resume,
     )
     m = result.metrics
     print(

@@ -19,6 +19,7 @@ import random
 import re
 import shlex
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -26,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlapi.artifacts import atomic_write_json, atomic_write_text, utc_now_iso
+from mlapi.artifacts import (
+    atomic_write_json,
+    atomic_write_text,
+    read_sidecar,
+    utc_now_iso,
+    write_sidecar,
+)
 from mlapi.errors import ArtifactError, MlapiError
 
 if TYPE_CHECKING:
@@ -294,12 +301,16 @@ def run_experiment(
     out_dir: str | os.PathLike = "outputs_imdb",
     models_dir: str | os.PathLike | None = "models",
     progress: bool = True,
+    resume: bool = False,
 ) -> RunResult:
     """Train, test once, write the run's outputs, then export and install the model.
 
     The outputs are written into a hidden staging folder inside `out_dir` and moved into
     place only when all of them exist; an interrupt or error removes the staging folder
     and leaves `out_dir` and `models_dir` as they were. `models_dir=None` skips export.
+    The training state after each epoch and the best checkpoint live in
+    `out_dir/.<run>.resume/` until the run's outputs are published: `resume=True`
+    continues an interrupted run from there.
     """
     import torch
 
@@ -321,6 +332,7 @@ def run_experiment(
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    state_dir = _training_state_dir(out_dir, config, resume)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging.", dir=out_dir))
     try:
         pretrained = None
@@ -330,7 +342,7 @@ def run_experiment(
             pretrained = pretrained_matrix(config, encoded, progress=progress)
         seed_everything(config.seed)
         network = build_network(config, encoded.vocabulary.size, pretrained)
-        checkpoint = _checkpoint_callback(config, output_path(staging, name, "checkpoint"))
+        checkpoint = _checkpoint_callback(config, state_dir / "best.pt")
         history = fit(
             network,
             (encoded.x_train, encoded.y_train),
@@ -338,10 +350,18 @@ def run_experiment(
             fit_config(config),
             callbacks=[*_plateau_callbacks(config), checkpoint],
             progress=progress,
+            snapshot=state_dir / "last.pt",
+            resume=resume and (state_dir / "last.pt").is_file(),  # else no epoch had finished
         )
         if history.interrupted:
+            print(
+                f"interrupted after epoch {len(history.epochs)}; the state is kept in "
+                f"{state_dir}: add --resume to the same command to continue",
+                file=sys.stderr,
+            )
             raise KeyboardInterrupt
         network.load_state_dict(torch.load(checkpoint.path, weights_only=True))
+        _copy_checkpoint(checkpoint.path, output_path(staging, name, "checkpoint"))
 
         x_test, y_test, _ = load_encoded_test(encoded.root, encoded.vocabulary)  # once, here
         test = classify(y_test, predict_proba(network, x_test))
@@ -350,6 +370,7 @@ def run_experiment(
         encoded.vocabulary.save(output_path(staging, name, "vocabulary"))
         _write_outputs(staging, config, data, encoded.root, columns, metrics)
         _publish(staging, out_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)  # the run is complete
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -514,6 +535,29 @@ def _write_outputs(
         max_epochs=config.epochs,
     )
     atomic_write_text(path("report"), report)
+
+
+def _copy_checkpoint(source: Path, target: Path) -> None:
+    """Copy a checkpoint and its sidecar (renamed for the new file) into the run's outputs."""
+    shutil.copy2(source, target)
+    meta = {k: v for k, v in read_sidecar(source).items() if k not in ("file", "sha256")}
+    write_sidecar(target, **meta)
+
+
+def _training_state_dir(out_dir: Path, config: ExperimentConfig, resume: bool) -> Path:
+    """`out_dir/.<run>.resume/`: kept across an interrupt, fresh unless resuming."""
+    state_dir = out_dir / f".{config.run_name}.resume"
+    saved_config = state_dir / "config.json"
+    if resume:
+        if not saved_config.is_file():
+            raise ArtifactError(f"nothing to resume for {config.run_name}: {state_dir} is empty")
+        if json.loads(saved_config.read_text()) != config.to_dict():
+            raise ArtifactError(f"the state in {state_dir} was saved with other settings")
+        return state_dir
+    shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True)
+    atomic_write_json(saved_config, config.to_dict())
+    return state_dir
 
 
 def _publish(staging: Path, out_dir: Path) -> None:

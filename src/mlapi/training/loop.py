@@ -9,13 +9,18 @@ Keras' `model.fit` meaning, in PyTorch:
 - per epoch: loss/accuracy averaged over the epoch's batches, then val_loss/val_accuracy
   in evaluation mode; callbacks run after each epoch.
 Ctrl-C stops cleanly: `fit` returns the history of the finished epochs, `interrupted=True`.
+With `snapshot=PATH`, the state after each epoch is saved there (atomically) and
+`resume=True` continues from it: weights, optimizer, callbacks, history and random state.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from mlapi.errors import DataError
+from mlapi.artifacts import atomic_path, read_sidecar, sha256_file, write_sidecar
+from mlapi.errors import ArtifactError, DataError
 from mlapi.training.callbacks import Callback
 
 
@@ -83,6 +89,8 @@ def fit(
     config: FitConfig = FitConfig(),
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
+    snapshot: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> History:
     """Train `model` on `train` = (x int [n, T], y {0, 1} [n]); validate on `val` each epoch.
 
@@ -100,8 +108,11 @@ def fit(
 
     for callback in callbacks:
         callback.on_train_begin(trainer)
+    first_epoch = 1
+    if resume:
+        first_epoch = restore_snapshot(snapshot, trainer, callbacks, shuffle_rng) + 1
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(first_epoch, config.epochs + 1):
             for callback in callbacks:
                 callback.on_epoch_begin(epoch, trainer)
             started = time.perf_counter()
@@ -117,6 +128,8 @@ def fit(
             history.best_epoch = _best_epoch(history)
             for callback in callbacks:
                 callback.on_epoch_end(epoch, logs, trainer)
+            if snapshot is not None:
+                save_snapshot(snapshot, epoch, trainer, callbacks, shuffle_rng)
             if trainer.stop_training:
                 history.stopped_early = True
                 break
@@ -125,6 +138,43 @@ def fit(
     for callback in callbacks:
         callback.on_train_end(trainer)
     return history
+
+
+def save_snapshot(path, epoch: int, trainer: Trainer, callbacks, shuffle_rng) -> None:
+    """Everything needed to continue after `epoch`, written atomically with a sha256 sidecar."""
+    state = {
+        "epoch": epoch,
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "history": dataclasses.asdict(trainer.history),
+        "stop_training": trainer.stop_training,
+        "callbacks": [vars(callback) for callback in callbacks],
+        "torch_rng": torch.get_rng_state(),
+        "shuffle_rng": shuffle_rng.bit_generator.state,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    write_sidecar(path, epoch=epoch)
+
+
+def restore_snapshot(path, trainer: Trainer, callbacks, shuffle_rng) -> int:
+    """Load a snapshot written by `save_snapshot` into the running fit; return its epoch."""
+    path = Path(path) if path is not None else None
+    if path is None or not path.is_file():
+        raise ArtifactError(f"nothing to resume: no saved training state at {path}")
+    if sha256_file(path) != read_sidecar(path).get("sha256"):
+        raise ArtifactError(f"{path} does not match its sidecar; refusing to resume from it")
+    state = torch.load(path, weights_only=False)  # our own file, checked above
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    restored = History(**state["history"])
+    trainer.history.__dict__.update(vars(restored))
+    trainer.stop_training = state["stop_training"]
+    for callback, saved in zip(callbacks, state["callbacks"], strict=True):
+        vars(callback).update(saved)
+    torch.set_rng_state(state["torch_rng"])
+    shuffle_rng.bit_generator.state = state["shuffle_rng"]
+    return state["epoch"]
 
 
 def _train_epoch(
