@@ -134,8 +134,17 @@ def test_step_loop_matches_keras_cell_with_per_gate_masks(batch, steps, embed, h
     assert_all_close(actual, expected, atol=2e-5 if dtype == torch.float32 else 1e-12)
 
 
+@pytest.fixture(params=[1, 3], ids=["1-thread", "3-threads"])
+def torch_threads(request):
+    """Run with this many torch threads (the C kernel splits the batch rows as many ways)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @needs_kernel
-def test_c_kernel_matches_the_pytorch_loop():
+def test_c_kernel_matches_the_pytorch_loop(torch_threads):
     gen = torch.Generator().manual_seed(1)
     batch, steps, hidden = 11, 17, 64
     x_proj = torch.randn(batch, steps, 4 * hidden, generator=gen)

@@ -401,6 +401,8 @@ def _compile(compiler: str, library: Path) -> None:
 def _pool(workers: int) -> ThreadPoolExecutor:
     pool = _state.get("pool")
     if pool is None or _state.get("workers") != workers:
+        if pool is not None:
+            pool.shutdown(wait=False)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlapi-lstm")
         _state["pool"], _state["workers"] = pool, workers
     return pool  # type: ignore[return-value]
@@ -408,14 +410,14 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 def run_rows(call, batch: int) -> None:
     """`call(row0, row1, worker)` on torch.get_num_threads() slices of the batch rows, in
-    parallel threads (ctypes releases the GIL; rows never wait for each other)."""
+    parallel (ctypes releases the GIL; rows never wait for each other). The calling thread
+    takes the last slice itself."""
     workers = workers_for(batch)
     bounds = [batch * k // workers for k in range(workers + 1)]
-    if workers == 1:
-        call(0, batch, 0)
-        return
-    pool = _pool(workers)
-    futures = [pool.submit(call, bounds[k], bounds[k + 1], k) for k in range(workers)]
+    futures = [
+        _pool(workers - 1).submit(call, bounds[k], bounds[k + 1], k) for k in range(workers - 1)
+    ]
+    call(bounds[-2], bounds[-1], workers - 1)
     for future in futures:
         future.result()
 
