@@ -1,15 +1,18 @@
 """A small C kernel for the recurrent-dropout LSTM's step loops, built on first use.
 
 The step loop's time goes into many tiny ops (a 64x256 matmul and a few gate updates per
-step), so per-op dispatch dominates in PyTorch. This C code does one step of one batch
-row in a single pass, and splits the batch rows across threads (rows are independent
-through time, so the threads never wait for each other).
+step), so per-op dispatch dominates in PyTorch. This C code does one step of a block of
+batch rows in one pass, with register-blocked matmuls, and splits the batch rows across
+OpenMP threads: rows are independent through time, so threads never wait for each other.
+Built with -fopenmp, it shares PyTorch's OpenMP runtime and thread pool (libgomp is loaded
+once per process), so its threads do not compete with PyTorch's own.
 
 It is compiled with the system C compiler (`cc`, or $CC) into a cache folder
 ($MLAPI_KERNEL_CACHE, default ~/.cache/mlapi/kernels), once per source and CPU, and loaded
-with ctypes. Without a compiler, or with MLAPI_LSTM_KERNEL=torch, `load()` returns None
-and `mlapi.models.recurrent_dropout` uses its pure-PyTorch loop, which the tests hold
-this kernel to.
+with ctypes (without OpenMP if the compiler lacks it: then single-threaded). Without a
+compiler, or with MLAPI_LSTM_KERNEL=torch, `load()` returns None and
+`mlapi.models.recurrent_dropout` uses its pure-PyTorch loop, which the tests hold this
+kernel to.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import shutil
 import subprocess
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -32,6 +34,9 @@ from mlapi.artifacts import atomic_path
 C_SOURCE = r"""
 #include <stddef.h>
 #include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* exp(x) = 2^n * p(r), |r| <= ln2/2, with Cephes' expf polynomial (about 1 ulp).
    Branch-free so that gcc vectorizes the loops that call it. */
@@ -147,8 +152,8 @@ static inline void masked_h(int R, int T, int H, int t, int b0, const float *res
 
 /* Forward through all T steps for batch rows [row0, row1). cells[:, 0] and h_prev[:, 0]
    must be zero on entry; writes the rest, acts, tanh_cells and h_last [B,H] = h(T). */
-void lstm_forward(int T, int B, int H, const float *restrict xproj, const float *restrict wt,
-                  const float *restrict bias,
+static void forward_rows(int T, int B, int H, const float *restrict xproj,
+                         const float *restrict wt, const float *restrict bias,
                   const float *restrict masks, float *restrict acts, float *restrict cells,
                   float *restrict tanh_cells, float *restrict h_prev, float *restrict h_last,
                   int row0, int row1) {
@@ -295,7 +300,8 @@ static void weight_grad(int R, int H, size_t stride, const float *restrict d,
 /* Backward through time for rows [row0, row1): from grad_h [B,H] = dL/dh(T), writes
    d_pre [B,T,G] = dL/d(pre-activation gates) and adds these rows' dL/dW_hh to dw [G,H] and
    dL/dbias to db [G]. dh and dc [B,H] are scratch. */
-void lstm_backward(int T, int B, int H, const float *restrict grad_h, const float *restrict w,
+static void backward_rows(int T, int B, int H, const float *restrict grad_h,
+                          const float *restrict w,
                    const float *restrict masks, const float *restrict acts,
                    const float *restrict cells, const float *restrict tanh_cells,
                    const float *restrict h_prev, float *restrict d_pre, float *restrict dh,
@@ -325,6 +331,43 @@ void lstm_backward(int T, int B, int H, const float *restrict grad_h, const floa
                             dh + (size_t)b0 * H);
             }
         }
+    }
+}
+
+/* Row k of `parts` equal slices of [0, B). */
+static inline int slice(int B, int k, int parts) { return (int)((long)B * k / parts); }
+
+/* The exported entry points: the whole batch, its rows split over `threads` OpenMP threads.
+   Backward: thread k adds its rows' dW_hh and dbias to dw[k] [G,H] and db[k] [G]. */
+void lstm_forward(int T, int B, int H, const float *xproj, const float *wt, const float *bias,
+                  const float *masks, float *acts, float *cells, float *tanh_cells,
+                  float *h_prev, float *h_last, int threads) {
+#pragma omp parallel num_threads(threads)
+    {
+        int k = 0, n = 1;
+#ifdef _OPENMP
+        k = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        forward_rows(T, B, H, xproj, wt, bias, masks, acts, cells, tanh_cells, h_prev, h_last,
+                     slice(B, k, n), slice(B, k + 1, n));
+    }
+}
+
+void lstm_backward(int T, int B, int H, const float *grad_h, const float *w, const float *masks,
+                   const float *acts, const float *cells, const float *tanh_cells,
+                   const float *h_prev, float *d_pre, float *dh, float *dc, float *dw, float *db,
+                   int threads) {
+#pragma omp parallel num_threads(threads)
+    {
+        int k = 0, n = 1;
+#ifdef _OPENMP
+        k = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        const size_t G = 4 * (size_t)H;
+        backward_rows(T, B, H, grad_h, w, masks, acts, cells, tanh_cells, h_prev, d_pre, dh, dc,
+                      dw + k * G * H, db + k * G, slice(B, k, n), slice(B, k + 1, n));
     }
 }
 """
@@ -364,8 +407,8 @@ def _build_and_load() -> ctypes.CDLL | None:
         warnings.warn(message, stacklevel=3)
         return None
     int_, ptr = ctypes.c_int, ctypes.c_void_p
-    lib.lstm_forward.argtypes = [int_] * 3 + [ptr] * 9 + [int_] * 2
-    lib.lstm_backward.argtypes = [int_] * 3 + [ptr] * 12 + [int_] * 2
+    lib.lstm_forward.argtypes = [int_] * 3 + [ptr] * 9 + [int_]
+    lib.lstm_backward.argtypes = [int_] * 3 + [ptr] * 12 + [int_]
     lib.lstm_forward.restype = lib.lstm_backward.restype = None
     return lib
 
@@ -388,41 +431,23 @@ def _build_key(compiler: str) -> str:
 
 
 def _compile(compiler: str, library: Path) -> None:
+    """Build with OpenMP if the compiler can, else without (single-threaded kernel)."""
     with atomic_path(library) as tmp:
         source = tmp.with_suffix(".c")
         source.write_text(C_SOURCE, encoding="utf-8")
         try:
-            cmd = [compiler, *CFLAGS, *LINK_FLAGS, "-o", str(tmp), str(source)]
-            subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+            for openmp in (["-fopenmp"], []):
+                cmd = [compiler, *CFLAGS, *openmp, *LINK_FLAGS, "-o", str(tmp), str(source)]
+                built = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+                if built.returncode == 0:
+                    return
+            raise subprocess.SubprocessError(built.stderr.strip().splitlines()[-1:])
         finally:
             source.unlink(missing_ok=True)
 
 
-def _pool(workers: int) -> ThreadPoolExecutor:
-    pool = _state.get("pool")
-    if pool is None or _state.get("workers") != workers:
-        if pool is not None:
-            pool.shutdown(wait=False)
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlapi-lstm")
-        _state["pool"], _state["workers"] = pool, workers
-    return pool  # type: ignore[return-value]
-
-
-def run_rows(call, batch: int) -> None:
-    """`call(row0, row1, worker)` on torch.get_num_threads() slices of the batch rows, in
-    parallel (ctypes releases the GIL; rows never wait for each other). The calling thread
-    takes the last slice itself."""
-    workers = workers_for(batch)
-    bounds = [batch * k // workers for k in range(workers + 1)]
-    futures = [
-        _pool(workers - 1).submit(call, bounds[k], bounds[k + 1], k) for k in range(workers - 1)
-    ]
-    call(bounds[-2], bounds[-1], workers - 1)
-    for future in futures:
-        future.result()
-
-
-def workers_for(batch: int) -> int:
+def threads_for(batch: int) -> int:
+    """The kernel's threads: PyTorch's intra-op count, at most one per batch row."""
     return max(1, min(torch.get_num_threads(), batch))
 
 

@@ -114,29 +114,20 @@ def _forward_c(lib, x_proj, w_hh, bias, masks):
     w_hh_t = w_hh.t().contiguous()
     args = [x_proj, w_hh_t, bias, masks, acts, cells, tanh_cells, h_prev, h]
     pointers = [lstm_kernel.ptr(t) for t in args]
-
-    def rows(row0, row1, worker):
-        lib.lstm_forward(steps, batch, gates // 4, *pointers, row0, row1)
-
-    lstm_kernel.run_rows(rows, batch)
+    lib.lstm_forward(steps, batch, gates // 4, *pointers, lstm_kernel.threads_for(batch))
     return buffers
 
 
 def _backward_c(lib, grad_h, w_hh, masks, acts, cells, tanh_cells, h_prev):
     """d_pre, dW_hh and dbias; each thread adds its rows' dW_hh and dbias to its own buffer."""
     batch, steps, gates = acts.shape
+    threads = lstm_kernel.threads_for(batch)
     d_pre = torch.empty_like(acts)
     dh, dc = torch.empty_like(grad_h), torch.empty_like(grad_h)
-    workers = lstm_kernel.workers_for(batch)
-    grad_w, grad_b = acts.new_zeros(workers, gates, gates // 4), acts.new_zeros(workers, gates)
-    args = [grad_h, w_hh, masks, acts, cells, tanh_cells, h_prev, d_pre, dh, dc]
+    grad_w, grad_b = acts.new_zeros(threads, gates, gates // 4), acts.new_zeros(threads, gates)
+    args = [grad_h, w_hh, masks, acts, cells, tanh_cells, h_prev, d_pre, dh, dc, grad_w, grad_b]
     pointers = [lstm_kernel.ptr(t) for t in args]
-
-    def rows(row0, row1, worker):
-        own = lstm_kernel.ptr(grad_w[worker]), lstm_kernel.ptr(grad_b[worker])
-        lib.lstm_backward(steps, batch, gates // 4, *pointers, *own, row0, row1)
-
-    lstm_kernel.run_rows(rows, batch)
+    lib.lstm_backward(steps, batch, gates // 4, *pointers, threads)
     return d_pre, grad_w.sum(0), grad_b.sum(0)
 
 
