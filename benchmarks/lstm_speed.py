@@ -163,17 +163,17 @@ def main(argv: list[str] | None = None) -> int:
         setup_keras_venv(Path(args.setup_keras_venv))
         return 0
     workers = start_workers(args)
-    load_before = os.getloadavg()
+    loads = [os.getloadavg()[0]]  # 1-minute load average before, and after each repeat
     timings: dict[str, list[dict[str, float]]] = {w.name: [] for w in workers}
     for repeat in range(args.repeats):
         for worker in workers:
             timings[worker.name].append(worker.run())
             wall = timings[worker.name][-1]["wall"]
             print(f"repeat {repeat + 1}/{args.repeats} {worker.name}: {wall:.2f} s", flush=True)
-    load_after = os.getloadavg()
+        loads.append(os.getloadavg()[0])
     for worker in workers:
         worker.close()
-    result = summarize(args, timings, workers, (load_before[0], load_after[0]))
+    result = summarize(args, timings, workers, loads)
     print_table(result)
     write_json(args.out, result)
     print(f"wrote {args.out}")
@@ -303,7 +303,7 @@ def summarize(args, timings, workers, load_averages) -> dict:
         "extrapolation": f"seconds/epoch = seconds per batch x {REVIEWS}/{BATCH}",
         "repeats": args.repeats,
         "threads": args.threads,
-        "load_average_before_after": [round(v, 2) for v in load_averages],
+        "load_average_before_and_after_each_repeat": [round(v, 2) for v in load_averages],
         "results": results,
         "comparisons": comparisons,
         "goals": {"keras_over_ours_at_least": GOAL_VS_KERAS,
@@ -328,7 +328,8 @@ def cpu_model() -> str:
 def print_table(result: dict) -> None:
     print(
         f"\nseconds per epoch ({result['extrapolation']}; median of {result['repeats']}), "
-        f"{result['threads']} threads, load average {result['load_average_before_after']}:"
+        f"{result['threads']} threads; load average before and after each repeat: "
+        f"{result['load_average_before_and_after_each_repeat']}"
     )
     print(f"{'contender':<24}{'wall s':>9}{'cpu s':>9}  runs")
     for name, r in result["results"].items():
