@@ -28,6 +28,7 @@ from mlapi.artifacts import (
     utc_now_iso,
 )
 from mlapi.errors import ArtifactError
+from mlapi.evaluation import LABELS
 from mlapi.training.loop import predict_proba
 
 OPSET = 17
@@ -36,7 +37,6 @@ PARITY_REVIEWS = 256
 MODEL_FILE = "model.onnx"
 VOCABULARY_FILE = "vocabulary.json"
 METADATA_FILE = "metadata.json"
-LABELS = ["negative", "positive"]
 
 
 class ProbabilityModel(nn.Module):
@@ -159,7 +159,7 @@ def export_sentiment_model(
             },
             "created_at": utc_now_iso(),
             "versions": versions,
-            "labels": LABELS,
+            "labels": list(LABELS),
             "opset": OPSET,
             "parity": {
                 "reviews": int(len(parity_ids)),
