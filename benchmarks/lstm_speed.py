@@ -21,7 +21,9 @@ build), pinned to `--threads` CPUs and limited to as many threads. `--batches N`
 batches and extrapolates to a full epoch: seconds/epoch = seconds/batch x 20000/64.
 Runs are interleaved (a, b, c, a, b, c, ...) `--repeats` times and medians reported, so
 that load from other processes hits all alike. Wall seconds are the figures; the worker's
-CPU seconds are recorded beside them.
+CPU seconds are recorded beside them. On a shared machine, `--wait-idle SECONDS` waits
+before each run (up to SECONDS) until other processes leave the CPUs idle, and records
+how busy they were.
 
 PyTorch's CPU kernels use GNU OpenMP, whose threads spin while they wait. On a machine
 shared with other jobs that spinning costs a lot (a waiting thread burns the time slice
@@ -54,6 +56,7 @@ from mlapi.artifacts import atomic_write_json, utc_now_iso
 REPO = Path(__file__).resolve().parents[1]
 REVIEWS, TOKENS, VOCAB, BATCH = 20_000, 200, 20_000, 64
 GOAL_VS_KERAS, GOAL_VS_FUSED = 1.5, 1.5
+IDLE_BUSY = 0.1  # --wait-idle: "idle" = all CPUs together under 10% busy over one second
 DEFAULT_KERAS_VENV = Path("/work/keras-venv")
 
 # Worker protocol: after warming up, print one JSON line {"ready": true, ...}; then for
@@ -167,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, list[dict[str, float]]] = {w.name: [] for w in workers}
     for repeat in range(args.repeats):
         for worker in workers:
-            timings[worker.name].append(worker.run())
+            busy = wait_until_idle(args.wait_idle) if args.wait_idle else None
+            timings[worker.name].append({**worker.run(), "busy_before": busy})
             wall = timings[worker.name][-1]["wall"]
             print(f"repeat {repeat + 1}/{args.repeats} {worker.name}: {wall:.2f} s", flush=True)
         loads.append(os.getloadavg()[0])
@@ -208,6 +212,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         default=None,
         help="create the Keras venv in DIR (needs PyPI) and exit",
+    )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="before each run, wait up to SECONDS for other processes to "
+        f"use under {IDLE_BUSY:.0%} of the CPUs (default: don't wait)",
     )
     parser.add_argument("--out", default=str(REPO / "benchmarks/results/lstm_speed.json"))
     parser.add_argument("--torch-worker", default=None, help=argparse.SUPPRESS)
@@ -259,6 +271,28 @@ def start_workers(args: argparse.Namespace) -> list[Worker]:
     return workers
 
 
+def cpu_busy(interval: float = 1.0) -> float:
+    """Fraction of all CPUs' time spent busy over `interval` seconds (from /proc/stat)."""
+
+    def idle_and_total() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
+
+    idle0, total0 = idle_and_total()
+    time.sleep(interval)
+    idle1, total1 = idle_and_total()
+    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_until_idle(limit_s: float) -> float:
+    """Wait (at most `limit_s`) until the machine is idle; return the last busy fraction."""
+    deadline = time.monotonic() + limit_s
+    while (busy := cpu_busy()) > IDLE_BUSY and time.monotonic() < deadline:
+        time.sleep(1.0)
+    return round(busy, 3)
+
+
 def keras_python(args: argparse.Namespace) -> str:
     python = args.keras_python or os.environ.get("MLAPI_KERAS_PYTHON")
     if python is None and (DEFAULT_KERAS_VENV / "bin" / "python").exists():
@@ -279,6 +313,8 @@ def summarize(args, timings, workers, load_averages) -> dict:
             "cpu_seconds_per_epoch": round(statistics.median(r["cpu"] * scale for r in runs), 2),
             "runs_seconds_per_epoch": [round(w, 2) for w in wall],
         }
+        if args.wait_idle:
+            results[name]["runs_cpu_busy_before"] = [r["busy_before"] for r in runs]
     seconds = {name: r["seconds_per_epoch"] for name, r in results.items()}
     keras = {k: v for k, v in seconds.items() if k.startswith("c_keras")}
     fastest_keras = min(keras, key=keras.get) if keras else None
@@ -303,6 +339,7 @@ def summarize(args, timings, workers, load_averages) -> dict:
         "extrapolation": f"seconds/epoch = seconds per batch x {REVIEWS}/{BATCH}",
         "repeats": args.repeats,
         "threads": args.threads,
+        "wait_idle_seconds": args.wait_idle,
         "load_average_before_and_after_each_repeat": [round(v, 2) for v in load_averages],
         "results": results,
         "comparisons": comparisons,
