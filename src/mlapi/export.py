@@ -23,6 +23,7 @@ from torch import nn
 from mlapi.artifacts import (
     atomic_path,
     atomic_write_json,
+    current_umask,
     replace_directory,
     sha256_file,
     utc_now_iso,
@@ -143,7 +144,9 @@ def export_sentiment_model(
     models_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".sentiment.staging.", dir=models_dir))
     try:
-        staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; servers may run as another user
+        staging.chmod(
+            0o777 & ~current_umask()
+        )  # mkdtemp makes 0700; servers may run as another user
         export_onnx(network, staging / MODEL_FILE)
         vocabulary.save(staging / VOCABULARY_FILE)
         parity_ids = np.asarray(parity_ids)[:PARITY_REVIEWS]
@@ -173,9 +176,3 @@ def export_sentiment_model(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(target, max_diff, metadata)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
