@@ -122,6 +122,8 @@ def torch_worker(settings: dict) -> None:
     config = FitConfig(batch_size=BATCH, epochs=1, threads=settings["threads"])
     fit(model, (x[: 2 * BATCH], y[: 2 * BATCH]), None, config, progress=False)  # warm-up
     step_loop = "C kernel" if lstm_kernel.load() is not None else "PyTorch loop"
+    if settings["recurrent_dropout"] == 0:
+        step_loop = "none (fused nn.LSTM)"
     print(json.dumps({"ready": True, "version": f"torch {torch.__version__}",
                       "step_loop": step_loop}), flush=True)  # fmt: skip
     for _ in sys.stdin:
