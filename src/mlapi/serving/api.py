@@ -110,22 +110,22 @@ def _json_kind(value: Any) -> str:
 
 @bp.post("/predict")
 def predict_iris():
-    state = serving_state()
-    payload = validate(state.schemas.iris, read_json_object(IRIS_EXAMPLE))
-    model = state.registry.get("iris")
-    if payload.features is not None:
-        return jsonify(model.predict([payload.features])[0])
-    return jsonify(predictions=model.predict(payload.instances))
+    payload = validate(serving_state().schemas.iris, read_json_object(IRIS_EXAMPLE))
+    return _one_or_many("iris", payload.features, payload.instances)
 
 
 @bp.post("/sentiment")
 def predict_sentiment():
-    state = serving_state()
-    payload = validate(state.schemas.sentiment, read_json_object(SENTIMENT_EXAMPLE))
-    model = state.registry.get("sentiment")
-    if payload.text is not None:
-        return jsonify(model.predict([payload.text])[0])
-    return jsonify(predictions=model.predict(payload.texts))
+    payload = validate(serving_state().schemas.sentiment, read_json_object(SENTIMENT_EXAMPLE))
+    return _one_or_many("sentiment", payload.text, payload.texts)
+
+
+def _one_or_many(model_name: str, one, many):
+    """One answer object for a single input, {"predictions": [...]} for a batch."""
+    model = serving_state().registry.get(model_name)
+    if one is not None:
+        return jsonify(model.predict([one])[0])
+    return jsonify(predictions=model.predict(many))
 
 
 @bp.post("/v1/models/<name>:predict")
