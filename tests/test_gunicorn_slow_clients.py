@@ -73,12 +73,8 @@ def test_two_stalled_uploads_leave_the_server_answering_within_1s(start_gunicorn
             sock.close()
 
 
-def test_sync_workers_are_blocked_by_the_same_two_stalled_uploads(start_gunicorn, iris_model_path):
-    # Why gthread: with sync workers each stalled upload holds a whole worker. (gunicorn runs
-    # gthread when threads > 1, whatever the worker class: hence --threads 1.)
-    env = server_env(iris_model_path, 60)
-    base_url = start_gunicorn(env, "-w", "2", "--worker-class", "sync", "--threads", "1")
-    stalled = [open_stalled_upload(base_url) for _ in range(2)]
+def assert_blocked_by_stalled_uploads(base_url: str, count: int) -> None:
+    stalled = [open_stalled_upload(base_url) for _ in range(count)]
     try:
         time.sleep(SETTLE_S)
         with pytest.raises(requests.Timeout):
@@ -86,6 +82,14 @@ def test_sync_workers_are_blocked_by_the_same_two_stalled_uploads(start_gunicorn
     finally:
         for sock in stalled:
             sock.close()
+
+
+def test_sync_workers_are_blocked_by_the_same_two_stalled_uploads(start_gunicorn, iris_model_path):
+    # Why gthread: with sync workers each stalled upload holds a whole worker. (gunicorn runs
+    # gthread when threads > 1, whatever the worker class: hence --threads 1.)
+    env = server_env(iris_model_path, 60)
+    base_url = start_gunicorn(env, "-w", "2", "--worker-class", "sync", "--threads", "1")
+    assert_blocked_by_stalled_uploads(base_url, 2)
 
 
 def test_more_stalled_uploads_than_threads_block_a_worker_without_the_body_timeout(
@@ -94,14 +98,7 @@ def test_more_stalled_uploads_than_threads_block_a_worker_without_the_body_timeo
     # The limit: one worker with 2 threads, 2 stalled uploads, and a body timeout of a minute.
     env = server_env(iris_model_path, 60)
     base_url = start_gunicorn(env, "-w", "1", "--threads", "2")
-    stalled = [open_stalled_upload(base_url) for _ in range(2)]
-    try:
-        time.sleep(SETTLE_S)
-        with pytest.raises(requests.Timeout):
-            predict(base_url, timeout=3)
-    finally:
-        for sock in stalled:
-            sock.close()
+    assert_blocked_by_stalled_uploads(base_url, 2)
 
 
 def test_body_timeout_cuts_off_stalled_uploads_and_the_server_recovers(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mlapi.errors import MlapiError
 
-# Environment variable for each setting; this table is also the README's list of limits.
+# Environment variable for each setting (the README's "Limits and settings" table lists them).
 ENV_VARS = {
     "modelo_path": "MODELO_PATH",
     "models_dir": "MODELS_DIR",
