@@ -314,45 +314,19 @@ def run_experiment(
     """
     import torch
 
-    from mlapi.data.imdb import load_encoded, load_encoded_test
+    from mlapi.data.imdb import load_encoded_test
     from mlapi.evaluation import classify
-    from mlapi.training.loop import fit, predict_proba
+    from mlapi.training.loop import predict_proba
 
     torch.set_num_threads(TORCH_THREADS)
     name = config.run_name
-    encoded = load_encoded(
-        data,
-        num_words=config.vocab_size,
-        maxlen=config.maxlen,
-        padding=config.padding,
-        truncating=config.truncating,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-        limit=config.limit,
-    )
+    encoded = load_training_data(config, data)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_dir = _training_state_dir(out_dir, config, resume)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging.", dir=out_dir))
     try:
-        pretrained = None
-        if config.embeddings != "none":
-            from mlapi.embeddings import pretrained_matrix
-
-            pretrained = pretrained_matrix(config, encoded, progress=progress)
-        seed_everything(config.seed)
-        network = build_network(config, encoded.vocabulary.size, pretrained)
-        checkpoint = _checkpoint_callback(config, state_dir / "best.pt")
-        history = fit(
-            network,
-            (encoded.x_train, encoded.y_train),
-            (encoded.x_val, encoded.y_val),
-            fit_config(config),
-            callbacks=[*_plateau_callbacks(config), checkpoint],
-            progress=progress,
-            snapshot=state_dir / "last.pt",
-            resume=resume and (state_dir / "last.pt").is_file(),  # else no epoch had finished
-        )
+        network, history, checkpoint = train_network(config, encoded, state_dir, progress, resume)
         if history.interrupted:
             print(
                 f"interrupted after epoch {len(history.epochs)}; the state is kept in "
@@ -392,6 +366,56 @@ def run_experiment(
     except MlapiError as exc:
         raise ArtifactError(f"run outputs are in {out_dir}, but {exc}") from exc
     return RunResult(name, out_dir, metrics, exported.directory, exported.max_abs_diff)
+
+
+def load_training_data(config: ExperimentConfig, data: str | os.PathLike | None = None):
+    """The training reviews encoded as `config` says: train and val splits + vocabulary."""
+    from mlapi.data.imdb import load_encoded
+
+    return load_encoded(
+        data,
+        num_words=config.vocab_size,
+        maxlen=config.maxlen,
+        padding=config.padding,
+        truncating=config.truncating,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        limit=config.limit,
+    )
+
+
+def train_network(
+    config: ExperimentConfig,
+    encoded: Any,
+    state_dir: Path,
+    progress: bool = True,
+    resume: bool = False,
+):
+    """Build `config`'s network and fit it on the train split, validating on the val split,
+    with the run's callbacks. The best checkpoint (`best.pt`) and the state after each epoch
+    (`last.pt`) go to `state_dir`. Returns (network, history, checkpoint callback); the
+    network holds the last epoch's weights. Never reads the test split."""
+    from mlapi.training.loop import fit
+
+    pretrained = None
+    if config.embeddings != "none":
+        from mlapi.embeddings import pretrained_matrix
+
+        pretrained = pretrained_matrix(config, encoded, progress=progress)
+    seed_everything(config.seed)
+    network = build_network(config, encoded.vocabulary.size, pretrained)
+    checkpoint = _checkpoint_callback(config, state_dir / "best.pt")
+    history = fit(
+        network,
+        (encoded.x_train, encoded.y_train),
+        (encoded.x_val, encoded.y_val),
+        fit_config(config),
+        callbacks=[*_plateau_callbacks(config), checkpoint],
+        progress=progress,
+        snapshot=state_dir / "last.pt",
+        resume=resume and (state_dir / "last.pt").is_file(),  # else no epoch had finished
+    )
+    return network, history, checkpoint
 
 
 def seed_everything(seed: int) -> None:

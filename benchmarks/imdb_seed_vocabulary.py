@@ -1,0 +1,162 @@
+"""The seed recipe's vocabulary size, chosen on the validation split only.
+
+    .venv/bin/python benchmarks/imdb_seed_vocabulary.py --data ../shared/data/aclImdb_v1.tar.gz
+
+The seed's report gives its network, optimiser and callbacks but not its vocabulary size.
+This script trains the seed recipe (every other setting at its default) once per candidate
+`--vocab-size` and `--seeds` value, reading only the training reviews (train and val
+splits; never the test split), and picks the size with the highest mean best val accuracy
+(ties: the smaller vocabulary). It writes benchmarks/results/imdb_seed_vocabulary.json and
+.md: per run, the final train accuracy, best val accuracy and its epoch, next to the seed's
+reported values. Runs go `--jobs` at a time, each on 2 // jobs torch threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from mlapi.artifacts import atomic_write_json, atomic_write_text
+
+RESULTS = Path(__file__).parent / "results"
+SEED_REPORTED = {"train_accuracy_final": 0.9722, "val_accuracy_best": 0.8882, "best_epoch": 5}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="aclImdb folder or .tar.gz archive")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20000, 30000, 50000, 80000])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once")
+    parser.add_argument("--results", default=str(RESULTS / "imdb_seed_vocabulary"))
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one run, JSON overrides
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(validation_run(json.loads(args.one), args.data)))
+        return 0
+
+    candidates = [{"vocab_size": v, "seed": s} for v in args.sizes for s in args.seeds]
+    for size in args.sizes:  # encode each vocabulary once, before the parallel runs
+        validation_run({"vocab_size": size, "epochs": 0}, args.data)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        runs = list(pool.map(lambda c: run_in_subprocess(c, args), candidates))
+
+    summary = summarise(runs, args.sizes)
+    record = {
+        "command": shlex.join(
+            [".venv/bin/python", "benchmarks/imdb_seed_vocabulary.py", *sys.argv[1:]]
+        ),  # fmt: skip
+        "selection": "highest mean best val accuracy over seeds; test split never read",
+        "seed_reported": SEED_REPORTED,
+        "chosen_vocab_size": max(summary, key=lambda s: (s["val_best_mean"], -s["vocab_size"]))[
+            "vocab_size"
+        ],
+        "summary": summary,
+        "runs": runs,
+    }
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(results.with_suffix(".json"), record)
+    atomic_write_text(results.with_suffix(".md"), markdown(record))
+    print(markdown(record))
+    return 0
+
+
+def validation_run(overrides: dict, data: str | None) -> dict:
+    """Train the seed recipe with `overrides` and summarise its history (no test split).
+    `epochs: 0` only encodes the data (filling the cache)."""
+    from mlapi.evaluation import diagnose_history
+    from mlapi.training.experiment import (
+        HISTORY_COLUMNS,
+        ExperimentConfig,
+        load_training_data,
+        train_network,
+    )
+
+    epochs = overrides.get("epochs", 1)
+    config = dataclasses.replace(ExperimentConfig(), **{**overrides, "epochs": max(epochs, 1)})
+    encoded = load_training_data(config, data)
+    if epochs == 0:
+        return {}
+    with tempfile.TemporaryDirectory() as state:
+        _, history, _ = train_network(config, encoded, Path(state), progress=False)
+    columns = {c: history.metric(c) for c in HISTORY_COLUMNS}
+    d = diagnose_history(columns)
+    return {
+        **overrides,
+        "vocab_ids": encoded.vocabulary.size,
+        "train_accuracy_final": d.train_accuracy_final,
+        "val_accuracy_best": d.val_accuracy_best,
+        "best_epoch": d.best_epoch,
+        "epochs_run": d.epochs_run,
+        "seconds_per_epoch": float(np.mean(columns["seconds"])),
+        "history": columns,
+    }
+
+
+def run_in_subprocess(overrides: dict, args: argparse.Namespace) -> dict:
+    command = [sys.executable, __file__, "--one", json.dumps(overrides)]
+    if args.data:
+        command += ["--data", args.data]
+    threads = str(max(1, 2 // args.jobs))
+    env = {**os.environ, "MLAPI_TORCH_THREADS": threads, "OMP_WAIT_POLICY": "PASSIVE"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"run {overrides} failed:\n{done.stderr[-2000:]}")
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"vocab {run['vocab_size']} seed {run['seed']}: best val {run['val_accuracy_best']:.4f}")
+    return run
+
+
+def summarise(runs: list[dict], sizes: list[int]) -> list[dict]:
+    summary = []
+    for size in sizes:
+        mine = [r for r in runs if r["vocab_size"] == size]
+        best = [r["val_accuracy_best"] for r in mine]
+        summary.append(
+            {
+                "vocab_size": size,
+                "vocab_ids": mine[0]["vocab_ids"],
+                "val_best_mean": float(np.mean(best)),
+                "val_best_std": float(np.std(best)),
+                "val_best_by_seed": {str(r["seed"]): r["val_accuracy_best"] for r in mine},
+                "train_final_mean": float(np.mean([r["train_accuracy_final"] for r in mine])),
+            }
+        )
+    return summary
+
+
+def markdown(record: dict) -> str:
+    seeds = list(record["summary"][0]["val_best_by_seed"])
+    head = ["vocab size", "ids used", "best val (mean ± std)", *[f"seed {s}" for s in seeds],
+            "final train (mean)"]  # fmt: skip
+    rows = ["| " + " | ".join(head) + " |", "|" + " ---: |" * len(head)]
+    for s in record["summary"]:
+        by_seed = [f"{v:.4f}" for v in s["val_best_by_seed"].values()]
+        rows.append(
+            f"| {s['vocab_size']:,} | {s['vocab_ids']:,} | "
+            f"{s['val_best_mean']:.4f} ± {s['val_best_std']:.4f} | {' | '.join(by_seed)} | "
+            f"{s['train_final_mean']:.4f} |"
+        )
+    seed = record["seed_reported"]
+    return (
+        "# The seed recipe's vocabulary size, chosen on validation\n\n"
+        f"Reproduce: `{record['command']}`\n\n" + "\n".join(rows) + "\n\n"
+        f"Chosen ({record['selection']}): **{record['chosen_vocab_size']:,}**. "
+        f"The seed reported best val {seed['val_accuracy_best']} and final train "
+        f"{seed['train_accuracy_final']}.\n"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
