@@ -83,10 +83,12 @@ def validation_run(overrides: dict, data: str | None) -> dict:
         train_network,
     )
 
-    epochs = overrides.get("epochs", 1)
-    config = dataclasses.replace(ExperimentConfig(), **{**overrides, "epochs": max(epochs, 1)})
+    encode_only = overrides.get("epochs") == 0
+    config = dataclasses.replace(
+        ExperimentConfig(), **{**overrides, "epochs": 1} if encode_only else overrides
+    )
     encoded = load_training_data(config, data)
-    if epochs == 0:
+    if encode_only:
         return {}
     with tempfile.TemporaryDirectory() as state:
         _, history, _ = train_network(config, encoded, Path(state), progress=False)
