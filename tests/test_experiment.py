@@ -21,8 +21,10 @@ from mlapi.training.experiment import (
     config_from_args,
     evaluate_run,
     find_run,
+    load_training_data,
     output_path,
     run_name,
+    train_network,
 )
 
 SEED_RUN = "imdb_lstm__adam2e-4_clip1.0__bce__vs0.2__bs64__ep10"
@@ -50,7 +52,7 @@ def test_defaults_are_the_seed_recipe_and_name():
     config = ExperimentConfig()
     assert config.run_name == SEED_RUN
     assert (config.vocab_size, config.maxlen, config.embed_dim, config.hidden_size) == (
-        20000, 200, 128, 64)  # fmt: skip
+        50000, 200, 128, 64)  # fmt: skip
     assert (config.lr, config.clipnorm, config.batch_size, config.epochs) == (2e-4, 1.0, 64, 10)
     assert parse([]) == config
 
@@ -227,3 +229,18 @@ def test_an_interrupted_run_leaves_old_outputs_and_model_untouched(
         assert (out / state / "config.json").is_file()  # kept for --resume
     assert sorted(p.name for p in out.iterdir() if p.name != state) == sorted(before_out)
     assert snapshot(models) == before_models
+
+
+def test_training_for_model_selection_never_reads_the_test_split(tiny_imdb, tmp_path, monkeypatch):
+    read_split = imdb.load_split
+
+    def train_splits_only(root, split, *args, **kwargs):
+        assert split != "test", "model selection read the test split"
+        return read_split(root, split, *args, **kwargs)
+
+    monkeypatch.setattr(imdb, "load_split", train_splits_only)
+    encoded = load_training_data(TINY, tiny_imdb)
+    network, history, checkpoint = train_network(TINY, encoded, tmp_path, progress=False)
+    assert [e["epoch"] for e in history.epochs] == [1, 2]
+    assert (tmp_path / "best.pt").is_file() and checkpoint.best_epoch in (1, 2)
+    assert sum(p.numel() for p in network.parameters()) > 0
