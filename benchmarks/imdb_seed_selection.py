@@ -1,14 +1,16 @@
-"""The seed recipe's vocabulary size, chosen on the validation split only.
+"""The seed recipe's unstated settings (vocabulary size, maxlen), chosen on validation only.
 
-    .venv/bin/python benchmarks/imdb_seed_vocabulary.py --data ../shared/data/aclImdb_v1.tar.gz
+    .venv/bin/python benchmarks/imdb_seed_selection.py --data ../shared/data/aclImdb_v1.tar.gz \
+        --setting vocab_size                  # then: --setting maxlen
 
-The seed's report gives its network, optimiser and callbacks but not its vocabulary size.
-This script trains the seed recipe (every other setting at its default) once per candidate
-`--vocab-size` and `--seeds` value, reading only the training reviews (train and val
-splits; never the test split), and picks the size with the highest mean best val accuracy
-(ties: the smaller vocabulary). It writes benchmarks/results/imdb_seed_vocabulary.json and
-.md: per run, the final train accuracy, best val accuracy and its epoch, next to the seed's
-reported values. Runs go `--jobs` at a time, each on 2 // jobs torch threads.
+The seed's report gives its network, optimiser and callbacks but not its vocabulary size
+or sequence length. This script trains the seed recipe (every other setting at its
+default) once per candidate value of `--setting` and per `--seeds` value, reading only the
+training reviews (train and val splits; never the test split), and picks the value with
+the highest mean best val accuracy (ties: the smaller value). It writes
+benchmarks/results/imdb_seed_selection_<setting>.json and .md: per run, the final train
+accuracy, best val accuracy and its epoch, next to the seed's reported values. Runs go
+`--jobs` at a time, each on 2 // jobs torch threads.
 """
 
 from __future__ import annotations
@@ -29,42 +31,44 @@ import numpy as np
 from mlapi.artifacts import atomic_write_json, atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"
+CANDIDATES = {"vocab_size": [20000, 30000, 50000, 80000], "maxlen": [200, 300, 500]}
 SEED_REPORTED = {"train_accuracy_final": 0.9722, "val_accuracy_best": 0.8882, "best_epoch": 5}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="aclImdb folder or .tar.gz archive")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20000, 30000, 50000, 80000])
+    parser.add_argument("--setting", choices=sorted(CANDIDATES), default="vocab_size")
+    parser.add_argument("--values", type=int, nargs="+", help="default: see CANDIDATES")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
     parser.add_argument("--jobs", type=int, default=2, help="runs at once")
-    parser.add_argument("--results", default=str(RESULTS / "imdb_seed_vocabulary"))
+    parser.add_argument("--results", help="default: results/imdb_seed_selection_<setting>")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one run, JSON overrides
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(validation_run(json.loads(args.one), args.data)))
         return 0
 
-    candidates = [{"vocab_size": v, "seed": s} for v in args.sizes for s in args.seeds]
-    for size in args.sizes:  # encode each vocabulary once, before the parallel runs
-        validation_run({"vocab_size": size, "epochs": 0}, args.data)
+    setting, values = args.setting, args.values or CANDIDATES[args.setting]
+    candidates = [{setting: v, "seed": s} for v in values for s in args.seeds]
+    for value in values:  # encode the data once per value, before the parallel runs
+        validation_run({setting: value, "epochs": 0}, args.data)
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(lambda c: run_in_subprocess(c, args), candidates))
 
-    summary = summarise(runs, args.sizes)
+    summary = summarise(runs, setting, values)
     record = {
         "command": shlex.join(
-            [".venv/bin/python", "benchmarks/imdb_seed_vocabulary.py", *sys.argv[1:]]
+            [".venv/bin/python", "benchmarks/imdb_seed_selection.py", *sys.argv[1:]]
         ),  # fmt: skip
         "selection": "highest mean best val accuracy over seeds; test split never read",
         "seed_reported": SEED_REPORTED,
-        "chosen_vocab_size": max(summary, key=lambda s: (s["val_best_mean"], -s["vocab_size"]))[
-            "vocab_size"
-        ],
+        "setting": setting,
+        "chosen": max(summary, key=lambda s: (s["val_best_mean"], -s["value"]))["value"],
         "summary": summary,
         "runs": runs,
     }
-    results = Path(args.results)
+    results = Path(args.results or RESULTS / f"imdb_seed_selection_{setting}")
     results.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(results.with_suffix(".json"), record)
     atomic_write_text(results.with_suffix(".md"), markdown(record))
@@ -116,18 +120,18 @@ def run_in_subprocess(overrides: dict, args: argparse.Namespace) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"run {overrides} failed:\n{done.stderr[-2000:]}")
     run = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"vocab {run['vocab_size']} seed {run['seed']}: best val {run['val_accuracy_best']:.4f}")
+    print(f"{overrides}: best val {run['val_accuracy_best']:.4f}", flush=True)
     return run
 
 
-def summarise(runs: list[dict], sizes: list[int]) -> list[dict]:
+def summarise(runs: list[dict], setting: str, values: list[int]) -> list[dict]:
     summary = []
-    for size in sizes:
-        mine = [r for r in runs if r["vocab_size"] == size]
+    for value in values:
+        mine = [r for r in runs if r[setting] == value]
         best = [r["val_accuracy_best"] for r in mine]
         summary.append(
             {
-                "vocab_size": size,
+                "value": value,
                 "vocab_ids": mine[0]["vocab_ids"],
                 "val_best_mean": float(np.mean(best)),
                 "val_best_std": float(np.std(best)),
@@ -140,21 +144,21 @@ def summarise(runs: list[dict], sizes: list[int]) -> list[dict]:
 
 def markdown(record: dict) -> str:
     seeds = list(record["summary"][0]["val_best_by_seed"])
-    head = ["vocab size", "ids used", "best val (mean ± std)", *[f"seed {s}" for s in seeds],
-            "final train (mean)"]  # fmt: skip
+    head = [record["setting"], "vocabulary ids", "best val (mean ± std)",
+            *[f"seed {s}" for s in seeds], "final train (mean)"]  # fmt: skip
     rows = ["| " + " | ".join(head) + " |", "|" + " ---: |" * len(head)]
     for s in record["summary"]:
         by_seed = [f"{v:.4f}" for v in s["val_best_by_seed"].values()]
         rows.append(
-            f"| {s['vocab_size']:,} | {s['vocab_ids']:,} | "
+            f"| {s['value']:,} | {s['vocab_ids']:,} | "
             f"{s['val_best_mean']:.4f} ± {s['val_best_std']:.4f} | {' | '.join(by_seed)} | "
             f"{s['train_final_mean']:.4f} |"
         )
     seed = record["seed_reported"]
     return (
-        "# The seed recipe's vocabulary size, chosen on validation\n\n"
+        f"# The seed recipe's {record['setting']}, chosen on validation\n\n"
         f"Reproduce: `{record['command']}`\n\n" + "\n".join(rows) + "\n\n"
-        f"Chosen ({record['selection']}): **{record['chosen_vocab_size']:,}**. "
+        f"Chosen ({record['selection']}): **{record['chosen']:,}**. "
         f"The seed reported best val {seed['val_accuracy_best']} and final train "
         f"{seed['train_accuracy_final']}.\n"
     )
