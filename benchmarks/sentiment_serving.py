@@ -12,11 +12,12 @@ Measures, in one run:
    to both endpoints.
 Goals (issue 5): p50 <= 2 ms; >= 2,000 reviews/s at batch 256; each worker <= 200 MB.
 
-The network measured is seed-size (vocabulary 20,000, Embedding 128, LSTM 64, maxlen 200) with
-random weights, exported with the project's exporter, so that PyTorch runs the very same network;
-speed does not depend on the weights. When a model is installed in --models-dir/sentiment (a
-real run), its latency is measured too, and the workers' RSS is taken with it loaded. Results go
-to benchmarks/results/sentiment_serving.json.
+The network measured is seed-size (the seed recipe's defaults in ExperimentConfig: vocabulary
+50,000, Embedding 128, LSTM 64, maxlen 200) with random weights, exported with the project's
+exporter, so that PyTorch runs the very same network; speed does not depend on the weights.
+When a model is installed in --models-dir/sentiment (a real run), its latency is measured too,
+and the workers' RSS is taken with it loaded. Results go to
+benchmarks/results/sentiment_serving.json.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ from mlapi.artifacts import atomic_write_json, utc_now_iso
 from mlapi.iris_model import train_and_save
 from mlapi.serving.sentiment_model import SentimentModel
 from mlapi.testing import REPO_ROOT, GunicornServer, rss_mb, server_env
+from mlapi.training.experiment import ExperimentConfig
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "sentiment_serving.json"
+SEED = ExperimentConfig()  # the seed recipe's sizes
 WORDS = [
     "the",
     "film",
@@ -89,8 +92,8 @@ def seed_size_network(models_dir: Path):
 
     torch.manual_seed(0)
     texts = [review(200, seed) for seed in range(64)]
-    vocabulary = Vocabulary(num_words=20_000, maxlen=200).fit(texts)
-    network = LSTMClassifier(20_000, embed_dim=128, hidden_size=64).eval()
+    vocabulary = Vocabulary(num_words=SEED.vocab_size, maxlen=SEED.maxlen).fit(texts)
+    network = LSTMClassifier(SEED.vocab_size, SEED.embed_dim, SEED.hidden_size).eval()
     export_sentiment_model(
         network,
         vocabulary,
@@ -209,7 +212,8 @@ def main() -> int:
         "benchmark": "sentiment_serving",
         "created_at": utc_now_iso(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "network": "seed-size LSTM (20,000 x 128 embedding, LSTM 64), random weights",
+        "network": f"seed-size LSTM ({SEED.vocab_size:,} x {SEED.embed_dim} embedding, "
+        f"LSTM {SEED.hidden_size}), random weights",
         **speed,
         **memory,
         "goals_met": goals,

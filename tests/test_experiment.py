@@ -52,7 +52,7 @@ def test_defaults_are_the_seed_recipe_and_name():
     config = ExperimentConfig()
     assert config.run_name == SEED_RUN
     assert (config.vocab_size, config.maxlen, config.embed_dim, config.hidden_size) == (
-        50000, 200, 128, 64)  # fmt: skip
+        50000, 300, 128, 64)  # fmt: skip
     assert (config.lr, config.clipnorm, config.batch_size, config.epochs) == (2e-4, 1.0, 64, 10)
     assert parse([]) == config
 
