@@ -7,13 +7,14 @@
               dropout 0.3 with Keras' masks (the exact step loop with its C kernel)
   (b) fused   the same network with recurrent_dropout=0: PyTorch's fused nn.LSTM
               (oneDNN), dropout 0.5 on its inputs
-  (c) keras   Keras 3: Embedding(20000, 128) -> LSTM(64, dropout=0.5,
+  (c) keras   Keras 3: Embedding(50000, 128) -> LSTM(64, dropout=0.5,
               recurrent_dropout=0.3, kernel_regularizer=L2(1e-4)) -> Dense(1, sigmoid),
               Adam(2e-4, clipnorm=1.0), binary cross-entropy, in its own venv
 
 All: batch 64, Adam lr 2e-4, clipnorm 1.0, L2 1e-4, BCE, shuffled, training only (no
-validation pass), on the same data: random int ids, 20,000 reviews x 200 tokens,
-vocabulary 20,000, random labels (numpy default_rng(0)). (a) and (b) run the project's
+validation pass), on the same data: random int ids, 20,000 reviews x 300 tokens,
+vocabulary 50,000 (the recipe's defaults in ExperimentConfig), random labels (numpy
+default_rng(0)). (a) and (b) run the project's
 `mlapi.training.loop.fit`; (c) runs `model.fit`.
 
 Each contender runs in its own worker process, warmed up first (compilation, kernel
@@ -52,9 +53,11 @@ import time
 from pathlib import Path
 
 from mlapi.artifacts import atomic_write_json, utc_now_iso
+from mlapi.training.experiment import ExperimentConfig
 
 REPO = Path(__file__).resolve().parents[1]
-REVIEWS, TOKENS, VOCAB, BATCH = 20_000, 200, 20_000, 64
+SEED = ExperimentConfig()  # the seed recipe's sizes
+REVIEWS, TOKENS, VOCAB, BATCH = 20_000, SEED.maxlen, SEED.vocab_size, SEED.batch_size
 GOAL_VS_KERAS, GOAL_VS_FUSED = 1.5, 1.5
 IDLE_BUSY = 0.1  # --wait-idle: "idle" = all CPUs together under 10% busy over one second
 DEFAULT_KERAS_VENV = Path("/work/keras-venv")
