@@ -138,3 +138,10 @@ def test_report_holds_recipe_results_pictures_and_diagnostics():
         "## Diagnostics",
     ):
         assert expected in text
+
+
+def test_a_best_val_accuracy_tied_by_the_last_epoch_is_not_called_lower():
+    columns = history([0.6, 0.5, 0.55], val_accuracy=[0.70, 0.86, 0.86])
+    best = reporting.diagnostics_sentences(metrics_for(columns), columns, max_epochs=3)[2]
+    assert "came at epoch 2 of 3" in best and "the last epoch ties it" in best
+    assert "lower" not in best

@@ -166,6 +166,8 @@ def _best_epoch_sentence(m: Mapping[str, Any]) -> str:
     if best == last:
         return f"{text}, the last epoch run."
     drop = m["val_accuracy_best"] - m["val_accuracy_final"]
+    if round(drop, 4) == 0:
+        return f"{text} (first reached there; the last epoch ties it)."
     return f"{text}; the last epoch's val accuracy is {drop:.4f} lower."
 
 
