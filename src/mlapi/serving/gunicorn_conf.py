@@ -6,8 +6,13 @@ not there for speed (the GIL lets one run Python at a time) but so that a client
 send its body holds one thread, not the whole worker: a sync worker is held by one client until
 that client has sent everything. `pre_request` below also bounds how long a body read may wait.
 
+Workers are `mlapi.serving.gunicorn_worker.BalancedThreadWorker`: gthread workers that, once
+they hold a connection per thread, leave new connections to a sibling for a moment, so that
+clients connecting together are spread over the workers (plain gthread sometimes serves them all
+from one worker, on one core).
+
 Limits: a worker has THREADS threads, and a connection stays with the worker that accepted
-it (a worker keeps accepting even when all its threads are busy). Up to THREADS - 1 stalled
+it (a worker still accepts, later, when all its threads are busy). Up to THREADS - 1 stalled
 uploads leave every worker answering; with more, requests that land on a full worker wait until
 a stalled read times out (BODY_TIMEOUT, then up to 5 s more while gunicorn tries to drain the
 rest of that body). A client that keeps trickling bytes, or stalls inside its headers, is not
@@ -32,7 +37,7 @@ def _usable_cpus() -> int:
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", _usable_cpus()))
-worker_class = "gthread"
+worker_class = "mlapi.serving.gunicorn_worker.BalancedThreadWorker"  # gthread, balanced
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = 30  # a worker whose main loop is silent this long is killed and replaced
 graceful_timeout = 30  # SIGTERM: in-flight requests get this long to finish
