@@ -14,8 +14,8 @@
 All: batch 64, Adam lr 2e-4, clipnorm 1.0, L2 1e-4, BCE, shuffled, training only (no
 validation pass), on the same data: random int ids, 20,000 reviews x 300 tokens,
 vocabulary 50,000 (the recipe's defaults in ExperimentConfig), random labels (numpy
-default_rng(0)). (a) and (b) run the project's
-`mlapi.training.loop.fit`; (c) runs `model.fit`.
+default_rng(0)). (a) and (b) run the project's `mlapi.training.loop.fit`; (c) runs
+`model.fit`.
 
 Each contender runs in its own worker process, warmed up first (compilation, kernel
 build), pinned to `--threads` CPUs and limited to as many threads. `--batches N` times N

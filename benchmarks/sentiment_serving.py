@@ -13,7 +13,7 @@ Measures, in one run:
 Goals (issue 5): p50 <= 2 ms; >= 2,000 reviews/s at batch 256; each worker <= 200 MB.
 
 The network measured is seed-size (the seed recipe's defaults in ExperimentConfig: vocabulary
-50,000, Embedding 128, LSTM 64, maxlen 200) with random weights, exported with the project's
+50,000, Embedding 128, LSTM 64, maxlen 300) with random weights, exported with the project's
 exporter, so that PyTorch runs the very same network; speed does not depend on the weights.
 When a model is installed in --models-dir/sentiment (a real run), its latency is measured too,
 and the workers' RSS is taken with it loaded. Results go to
