@@ -1,11 +1,20 @@
-"""Shared fixtures: a trained Iris model in a tmp dir, and apps built around it."""
+"""Shared fixtures: a trained Iris model and a tiny sentiment model in tmp dirs, apps built
+around them, real gunicorn servers. Plain helpers live in tests/helpers/."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers.imdb import (
+    N_PER_LABEL,
+    N_UNSUP,
+    make_imdb_archive,
+    make_imdb_tree,
+    offline,
+    use_tiny_counts,
+)
+from helpers.reviews import tiny_reviews
 
 from mlapi.iris_model import train_and_save
 from mlapi.serving import create_app
@@ -18,25 +27,6 @@ def iris_model_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("iris") / "modelo.pkl"
     train_and_save(path)
     return path
-
-
-POSITIVE_WORDS = ("great", "wonderful", "brilliant", "moving", "superb", "loved")
-NEGATIVE_WORDS = ("awful", "boring", "terrible", "dull", "waste", "hated")
-NEUTRAL_WORDS = ("the", "film", "plot", "actor", "scene", "story", "was", "and", "a", "it")
-
-
-def tiny_reviews(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
-    """Short synthetic reviews whose label is carried by a few sentiment words."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, size=n)
-    texts = []
-    for label in labels:
-        cue = POSITIVE_WORDS if label else NEGATIVE_WORDS
-        words = list(rng.choice(NEUTRAL_WORDS, size=rng.integers(0, 9)))
-        words += list(rng.choice(cue, size=rng.integers(1, 4)))
-        rng.shuffle(words)
-        texts.append(" ".join(words))
-    return texts, labels
 
 
 @pytest.fixture(scope="session")
@@ -103,3 +93,29 @@ def start_gunicorn(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def imdb_sandbox(tmp_path, monkeypatch):
+    """For mlapi.data tests: own cache dir, no $IMDB_DATA, tiny expected counts
+    (N_PER_LABEL, N_UNSUP), no retry waits, no network."""
+    from mlapi.data import fetch
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("IMDB_DATA", raising=False)
+    monkeypatch.delenv("MLAPI_ENCODED_CACHE_MB", raising=False)
+    use_tiny_counts(monkeypatch, N_PER_LABEL, N_UNSUP)
+    monkeypatch.setattr(fetch, "RETRY_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr(fetch, "_http_stream", offline)
+
+
+@pytest.fixture
+def imdb_tree(tmp_path) -> Path:
+    """A tiny aclImdb folder (N_PER_LABEL reviews per label and split, N_UNSUP unlabeled)."""
+    return make_imdb_tree(tmp_path / "data", N_PER_LABEL, N_UNSUP)
+
+
+@pytest.fixture
+def imdb_archive(tmp_path) -> Path:
+    """The same tiny dataset as a .tar.gz."""
+    return make_imdb_archive(tmp_path / "aclImdb_v1.tar.gz", N_PER_LABEL, N_UNSUP)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from imdb_fixtures import make_imdb_tree, tiny_counts
+from helpers.imdb import make_imdb_tree, tiny_counts
 
 from mlapi import export
 from mlapi.cli import main

@@ -3,8 +3,8 @@ the neural runs."""
 
 import numpy as np
 import pytest
-from conftest import tiny_reviews
-from imdb_fixtures import make_imdb_tree, tiny_counts
+from helpers.imdb import make_imdb_tree, tiny_counts
+from helpers.reviews import tiny_reviews
 from scipy import sparse
 
 from mlapi import baselines
@@ -48,7 +48,9 @@ def test_baselines_use_the_neural_runs_split(tmp_path, monkeypatch):
     monkeypatch.setattr(imdb, "EXPECTED_COUNTS", tiny_counts(30))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     splits = baselines.load_splits(root, val_fraction=0.2, seed=7)
-    encoded = imdb.load_encoded(root, num_words=100, maxlen=10, val_fraction=0.2, seed=7)
+    encoded = imdb.load_encoded(
+        root, num_words=100, maxlen=10, padding="pre", truncating="pre", val_fraction=0.2, seed=7
+    )
     reviews = imdb.load_split(root, "train")
     assert splits.val_texts == [reviews[i].text for i in encoded.val_index]
     assert splits.train[0] == [tokenize(reviews[i].text) for i in encoded.train_index]

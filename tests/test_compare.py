@@ -4,7 +4,7 @@ accuracy only), --reuse, --install-best, and a tiny end-to-end comparison."""
 import json
 
 import pytest
-from imdb_fixtures import make_imdb_tree, tiny_counts
+from helpers.imdb import make_imdb_tree, tiny_counts
 
 from mlapi import compare
 from mlapi.cli import main

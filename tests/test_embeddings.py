@@ -7,7 +7,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from imdb_fixtures import make_imdb_tree, review_text, tiny_counts
+from helpers.imdb import make_imdb_tree, tiny_counts
+from helpers.reviews import review_text
 
 from mlapi import embeddings
 from mlapi.data import imdb

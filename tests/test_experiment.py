@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from imdb_fixtures import make_imdb_tree, tiny_counts
+from helpers.imdb import make_imdb_tree, tiny_counts
 
 from mlapi import export, reporting
 from mlapi.cli import main

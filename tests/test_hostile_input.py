@@ -10,7 +10,7 @@ import json
 
 import pytest
 import schemathesis
-from api_helpers import SETOSA
+from helpers.api import SETOSA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode

@@ -4,7 +4,7 @@ import json
 import logging
 
 import pytest
-from api_helpers import CLASSES, SETOSA, VIRGINICA, assert_error, post
+from helpers.api import CLASSES, SETOSA, VIRGINICA, assert_error, post
 
 
 def test_single_prediction(client):

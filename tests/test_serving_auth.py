@@ -1,7 +1,7 @@
 """Optional API key: prediction endpoints need it when API_KEY is set; /health stays open."""
 
 import pytest
-from api_helpers import SETOSA, assert_error, post
+from helpers.api import SETOSA, assert_error, post
 
 KEY = "s3cret-key"
 PROTECTED = [

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import requests
-from api_helpers import SETOSA, assert_error, post
+from helpers.api import SETOSA, assert_error, post
 
 from mlapi.artifacts import sha256_file, write_sidecar
 from mlapi.testing import REPO_ROOT

@@ -1,8 +1,8 @@
 """/sentiment and the KServe V1 protocol, through the Flask test client."""
 
 import pytest
-from api_helpers import SETOSA, VIRGINICA, assert_error
-from api_helpers import post as post_to
+from helpers.api import SETOSA, VIRGINICA, assert_error
+from helpers.api import post as post_to
 
 POSITIVE = "A great and wonderful film, I loved it."
 NEGATIVE = "An awful, boring waste of time."

@@ -56,26 +56,26 @@ CORPUS = ["b a c a", "a b d", "a e"]  # counts: a 4, b 2, c 1, d 1, e 1
 
 
 def test_fit_ranks_by_frequency_then_alphabet_after_the_two_reserved_ids():
-    vocabulary = Vocabulary(num_words=5).fit(CORPUS)
+    vocabulary = Vocabulary(num_words=5, maxlen=4).fit(CORPUS)
     assert vocabulary.word_index == {"a": 2, "b": 3, "c": 4}
     assert (Vocabulary.PAD, Vocabulary.OOV) == (0, 1)
 
 
 def test_num_words_counts_the_whole_id_space_like_keras():
-    vocabulary = Vocabulary(num_words=4).fit(CORPUS)
+    vocabulary = Vocabulary(num_words=4, maxlen=10).fit(CORPUS)
     assert vocabulary.size == 4  # ids 0..3: pad, OOV, a, b
     encoded = vocabulary.encode(["a b c d e z"])
     assert encoded.max() < vocabulary.size
-    assert encoded.tolist() == [[0] * 194 + [2, 3, 1, 1, 1, 1]]
+    assert encoded.tolist() == [[0] * 4 + [2, 3, 1, 1, 1, 1]]
 
 
 def test_size_is_smaller_when_the_text_has_fewer_words():
-    vocabulary = Vocabulary(num_words=100).fit(CORPUS)
+    vocabulary = Vocabulary(num_words=100, maxlen=4).fit(CORPUS)
     assert vocabulary.size == 5 + 2
 
 
 def test_fit_sees_cleaned_text():
-    vocabulary = Vocabulary(num_words=10).fit(["Good<br />GOOD &amp; good"])
+    vocabulary = Vocabulary(num_words=10, maxlen=4).fit(["Good<br />GOOD &amp; good"])
     assert vocabulary.word_index == {"good": 2}
 
 
@@ -127,17 +127,17 @@ def test_encode_maxlen_override_and_encode_tokens_agree():
 
 
 def test_encode_rejects_a_single_string():
-    vocabulary = Vocabulary(num_words=10).fit(CORPUS)
+    vocabulary = Vocabulary(num_words=10, maxlen=4).fit(CORPUS)
     with pytest.raises(TypeError, match="single string"):
         vocabulary.encode("a b c")
     with pytest.raises(TypeError, match="single string"):
-        Vocabulary().fit("a b c")
+        Vocabulary(num_words=10, maxlen=4).fit("a b c")
 
 
 def test_unfitted_vocabulary_says_so():
     with pytest.raises(RuntimeError, match="not fitted"):
-        Vocabulary().encode(["a"])
-    assert "unfitted" in repr(Vocabulary())
+        Vocabulary(num_words=10, maxlen=4).encode(["a"])
+    assert "unfitted" in repr(Vocabulary(num_words=10, maxlen=4))
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,16 @@ def test_unfitted_vocabulary_says_so():
 )
 def test_invalid_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
-        Vocabulary(**kwargs)
+        Vocabulary(**{"num_words": 10, "maxlen": 4, **kwargs})
+
+
+def test_size_and_length_have_no_default_and_are_named():
+    """The recipe's 50,000 / 300 live in the training config only, never here."""
+    for missing in ({"num_words": 10}, {"maxlen": 4}):
+        with pytest.raises(TypeError, match="missing 1 required keyword-only argument"):
+            Vocabulary(**missing)
+    with pytest.raises(TypeError, match="positional"):
+        Vocabulary(10, 4)
 
 
 @settings(max_examples=100, deadline=None)
@@ -158,7 +167,9 @@ def test_invalid_settings_are_refused(kwargs):
     truncating=st.sampled_from(["pre", "post"]),
 )
 def test_encode_shape_dtype_and_range(texts, num_words, maxlen, padding, truncating):
-    vocabulary = Vocabulary(num_words, maxlen, padding, truncating).fit(texts + ["x y z"])
+    vocabulary = Vocabulary(
+        num_words=num_words, maxlen=maxlen, padding=padding, truncating=truncating
+    ).fit(texts + ["x y z"])
     encoded = vocabulary.encode(texts)
     assert encoded.shape == (len(texts), maxlen)
     assert encoded.dtype == np.int32
@@ -188,7 +199,7 @@ def test_save_load_round_trip_keeps_settings_and_ids(tmp_path):
 
 
 def _saved(tmp_path, **changes):
-    data = Vocabulary(num_words=6).fit(CORPUS).to_dict() | changes
+    data = Vocabulary(num_words=6, maxlen=4).fit(CORPUS).to_dict() | changes
     path = tmp_path / "vocabulary.json"
     path.write_text(json.dumps(data))
     return path

@@ -2,11 +2,12 @@
 
     clean_text("Great<br /><br />FUN &amp; games")  ->  "great  fun & games"
     tokenize(...)                                   ->  ["great", "fun", "games"]
-    Vocabulary(num_words=20000, maxlen=200).fit(train_texts).encode(texts)  ->  int32 [n, 200]
+    Vocabulary(num_words=50000, maxlen=300).fit(train_texts).encode(texts)  ->  int32 [n, 300]
 
 Ids follow Keras: 0 is padding, 1 is out-of-vocabulary, 2.. are words by falling
 frequency, and `num_words` counts the whole id space (ids 0 .. num_words-1).
-Padding and truncation default to 'pre', like `keras.utils.pad_sequences`.
+Padding and truncation default to 'pre', like `keras.utils.pad_sequences`; `num_words`
+and `maxlen` have no default (the recipe's values live in the training config).
 This module must not import torch: the server imports it.
 """
 
@@ -61,8 +62,9 @@ class Vocabulary:
 
     def __init__(
         self,
-        num_words: int = 20000,
-        maxlen: int = 200,
+        *,
+        num_words: int,
+        maxlen: int,
         padding: str = "pre",
         truncating: str = "pre",
     ) -> None:
@@ -172,7 +174,12 @@ class Vocabulary:
                 f"this mlapi uses version {TOKENIZER_VERSION}; retrain to get matching ids"
             )
         try:
-            vocabulary = cls(data["num_words"], data["maxlen"], data["padding"], data["truncating"])
+            vocabulary = cls(
+                num_words=data["num_words"],
+                maxlen=data["maxlen"],
+                padding=data["padding"],
+                truncating=data["truncating"],
+            )
             word_index = data["word_index"]
         except (KeyError, ValueError) as exc:
             raise ArtifactError(f"vocabulary settings are invalid: {exc}") from None

@@ -12,7 +12,11 @@ What lives in <cache>:
   imdb-archives/<sha256[:16]>/aclImdb/  a local archive from step 1 or 2, extracted once
   imdb-encoded/{train,test}-<key>.npz   encoded arrays, keyed on settings + dataset files
 Everything is staged under a temp name and renamed into place, so an error or Ctrl-C
-leaves nothing partial behind.
+leaves nothing partial behind. mlapi.data.cache keeps the cache in bounds: it removes
+staging folders of killed processes and evicts the least recently used encoded arrays
+beyond $MLAPI_ENCODED_CACHE_MB (2048 by default).
+
+The validation split and the stratified sample come from mlapi.data.splits.
 
 A local folder or archive is checked by layout and file counts (EXPECTED_COUNTS),
 a download by its sha256. Tests shrink EXPECTED_COUNTS to fit their tiny fixtures.
@@ -20,17 +24,14 @@ a download by its sha256. Tests shrink EXPECTED_COUNTS to fit their tiny fixture
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
-import shutil
 import sys
-import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,19 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mlapi import __version__
-from mlapi.artifacts import atomic_path, replace_directory, sha256_file, write_sidecar
+from mlapi.artifacts import replace_directory, sha256_file
 from mlapi.data import fetch
+from mlapi.data.cache import (
+    cache_dir,
+    encoded_budget_bytes,
+    encoded_file,
+    read_arrays,
+    staging_dir,
+    write_arrays,
+)
+from mlapi.data.splits import stratified_sample, validation_split
 from mlapi.errors import DataError
-from mlapi.text import TOKENIZER_VERSION, Vocabulary, tokenize
+from mlapi.text import Vocabulary, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +81,6 @@ USE_LOCAL_COPY = (
 
 _REVIEW_FILE = re.compile(r"(\d+)_(\d+)\.txt")  # <id>_<rating>.txt
 _CACHE_FORMAT = 1  # bump when the encoded cache's content changes
-
-
-def cache_dir() -> Path:
-    """$XDG_CACHE_HOME/mlapi, else ~/.cache/mlapi."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
-    return root / "mlapi"
 
 
 # -- 1. find --------------------------------------------------------------------------------
@@ -171,7 +173,7 @@ def _extracted_archive(archive: Path, include_unsup: bool) -> Path:
         except DataError as exc:
             log.info("extracting %s again (%s)", archive, exc)
     log.info("extracting %s into %s (once; later runs reuse it)", archive, target)
-    with _staging_dir(target.parent.parent) as staging:  # the key folder appears on success
+    with staging_dir(target.parent.parent) as staging:  # the key folder appears on success
         _install_from_archive(archive, target, staging, include_unsup=include_unsup)
     return target
 
@@ -180,7 +182,7 @@ def download_dataset() -> Path:
     """Download URL into the cache, verify SHA256, extract to <cache>/aclImdb."""
     target = cache_dir() / "aclImdb"
     log.info("downloading the IMDb dataset from %s", URL)
-    with _staging_dir(target.parent) as staging:
+    with staging_dir(target.parent) as staging:
         archive = staging / ARCHIVE_NAME
         try:
             fetch.download_file(URL, archive, sha256=SHA256)
@@ -191,17 +193,6 @@ def download_dataset() -> Path:
             ) from None
         _install_from_archive(archive, target, staging, include_unsup=True)
     return target
-
-
-@contextlib.contextmanager
-def _staging_dir(parent: Path) -> Iterator[Path]:
-    """A temp folder beside the target, removed on the way out whatever happens."""
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=parent))
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _install_from_archive(
@@ -264,50 +255,7 @@ def _review_files(folder: Path) -> list[tuple[int, int, str]]:
     return sorted(found)
 
 
-# -- 5. split -------------------------------------------------------------------------------
-
-
-def validation_split(
-    labels: np.ndarray, fraction: float = 0.2, seed: int = 42
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded, stratified (train_idx, val_idx), each in shuffled order.
-
-    round(fraction * n) positions go to validation, shared between the classes in
-    proportion to their sizes (25,000 reviews, 0.2 -> 2,500 neg + 2,500 pos).
-    """
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    val_idx = _stratified_pick(labels, round(fraction * len(labels)), rng)
-    rest = np.ones(len(labels), dtype=bool)
-    rest[val_idx] = False
-    train_idx = rng.permutation(np.flatnonzero(rest))
-    return train_idx, val_idx
-
-
-def stratified_sample(labels: np.ndarray, size: int, seed: int = 42) -> np.ndarray:
-    """`size` positions of `labels`, classes kept in proportion, in seeded shuffled order."""
-    labels = np.asarray(labels)
-    if not 0 <= size <= len(labels):
-        raise ValueError(f"size must be between 0 and {len(labels)}, got {size}")
-    return _stratified_pick(labels, size, np.random.default_rng(seed))
-
-
-def _stratified_pick(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    classes, counts = np.unique(labels, return_counts=True)
-    quotas = counts * size / max(len(labels), 1)
-    take = np.floor(quotas).astype(np.int64)
-    largest_remainders = np.argsort(-(quotas - take), kind="stable")
-    take[largest_remainders[: size - int(take.sum())]] += 1
-    picked = [
-        rng.permutation(np.flatnonzero(labels == cls))[:k]
-        for cls, k in zip(classes, take, strict=True)
-    ]
-    return rng.permutation(np.concatenate(picked or [np.empty(0, np.int64)])).astype(np.int64)
-
-
-# -- 6. encode (+ 7. cache) -----------------------------------------------------------------
+# -- 5. encode (+ 6. cache) -----------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
@@ -337,30 +285,35 @@ class EncodedImdb:
 def load_encoded(
     data: str | os.PathLike | None = None,
     *,
-    num_words: int = 20000,
-    maxlen: int = 200,
-    padding: str = "pre",
-    truncating: str = "pre",
-    val_fraction: float = 0.2,
-    seed: int = 42,
+    num_words: int,
+    maxlen: int,
+    padding: str,
+    truncating: str,
+    val_fraction: float,
+    seed: int,
     limit: int | None = None,
     cache: bool = True,
 ) -> EncodedImdb:
     """Encode the training reviews: stratified val split, vocabulary fitted on the rest.
 
-    `limit=N` keeps a stratified sample of N training reviews (quick runs). The result
-    is cached on disk, keyed on every setting and on the dataset's files.
+    Every setting is the caller's: the recipe's values live in one place, the training
+    config (mlapi.training). `limit=N` keeps a stratified sample of N training reviews
+    (quick runs). The result is cached on disk, keyed on every setting and on the
+    dataset's files.
     """
-    vocabulary = Vocabulary(num_words, maxlen, padding, truncating)  # checks settings first
+    vocabulary = Vocabulary(  # checks settings first
+        num_words=num_words, maxlen=maxlen, padding=padding, truncating=truncating
+    )
+    budget = encoded_budget_bytes() if cache else 0
     root = find_dataset(data)
     settings = {**vocabulary.settings(), "val_fraction": val_fraction, "seed": seed, "limit": limit}
     cache_file = _cache_file("train", settings, dataset_fingerprint(root, "train"))
-    arrays = _read_cache(cache_file) if cache else None
+    arrays = read_arrays(cache_file, budget=budget) if cache else None
     from_cache = arrays is not None
     if arrays is None:
         arrays = _encode_train(root, vocabulary, val_fraction=val_fraction, seed=seed, limit=limit)
         if cache:
-            _write_cache(cache_file, arrays, settings=settings, dataset=str(root))
+            write_arrays(cache_file, arrays, budget=budget, settings=settings, dataset=str(root))
     else:
         log.info("loaded the encoded IMDb training data from %s", cache_file)
     return EncodedImdb(
@@ -381,11 +334,12 @@ def load_encoded_test(
     data: str | os.PathLike | None, vocabulary: Vocabulary, *, cache: bool = True
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(x_test int32 [25000, maxlen], y_test int32, raw texts) with a fitted vocabulary."""
+    budget = encoded_budget_bytes() if cache else 0
     root = find_dataset(data)
     vocabulary_id = hashlib.sha256(json.dumps(vocabulary.to_dict(), sort_keys=True).encode())
     settings = {"vocabulary_sha256": vocabulary_id.hexdigest()}
     cache_file = _cache_file("test", settings, dataset_fingerprint(root, "test"))
-    arrays = _read_cache(cache_file) if cache else None
+    arrays = read_arrays(cache_file, budget=budget) if cache else None
     if arrays is None:
         reviews = load_split(root, "test")
         texts = [review.text for review in reviews]
@@ -395,7 +349,7 @@ def load_encoded_test(
             **_pack_texts(texts),
         }
         if cache:
-            _write_cache(cache_file, arrays, settings=settings, dataset=str(root))
+            write_arrays(cache_file, arrays, budget=budget, settings=settings, dataset=str(root))
     return arrays["x_test"], arrays["y_test"], _unpack_texts(arrays)
 
 
@@ -466,39 +420,9 @@ def dataset_fingerprint(root: Path, split: str) -> str:
 
 
 def _cache_file(kind: str, settings: dict[str, Any], fingerprint: str) -> Path:
-    identity = {
-        "kind": kind,
-        "format": _CACHE_FORMAT,
-        "tokenizer_version": TOKENIZER_VERSION,
-        "settings": settings,
-        "dataset": fingerprint,
-    }
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
-    return cache_dir() / "imdb-encoded" / f"{kind}-{key}.npz"
-
-
-def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except Exception as exc:  # any unreadable cache file is just rebuilt
-        log.warning("ignoring unreadable cache file %s (%s); rebuilding it", path, exc)
-        return None
-
-
-def _write_cache(path: Path, arrays: dict[str, np.ndarray], **provenance: Any) -> None:
-    try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrays)  # uncompressed: loads in a blink
-        write_sidecar(path, kind="mlapi imdb encoded cache", **provenance, versions=_versions())
-    except OSError as exc:  # a read-only or full cache costs speed, not correctness
-        log.warning("could not write the cache file %s: %s", path, exc)
-
-
-def _versions() -> dict[str, str]:
-    return {"mlapi": __version__, "numpy": np.__version__, "tokenizer": str(TOKENIZER_VERSION)}
+    return encoded_file(
+        kind, {"format": _CACHE_FORMAT, "settings": settings, "dataset": fingerprint}
+    )
 
 
 def _pack_texts(texts: list[str]) -> dict[str, np.ndarray]:

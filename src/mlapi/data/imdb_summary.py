@@ -14,7 +14,7 @@ PERCENTILES = (50, 90, 95, 99)
 LABEL_NAMES = {0: "neg", 1: "pos", -1: "unlabeled"}
 
 
-def summarize(root: Path, *, maxlen: int = 200) -> dict[str, Any]:
+def summarize(root: Path, *, maxlen: int) -> dict[str, Any]:
     """Counts and token-length statistics of train, test and (when present) unsup."""
     splits = ["train", "test"]
     if (root / "train" / "unsup").is_dir():

@@ -1,43 +1,71 @@
-"""Tiny aclImdb-layout datasets for tests (a plain module: `from imdb_fixtures import ...`).
+"""Tiny aclImdb-layout datasets for tests.
 
     root = make_imdb_tree(tmp_path, n_per_label=40, n_unsup=10)   # -> tmp_path/aclImdb
     archive = make_imdb_archive(tmp_path / "imdb.tar.gz", n_per_label=40)
     use_tiny_counts(monkeypatch, n_per_label=40, n_unsup=10)      # so the layout check passes
+    offline(url, timeout)                    # a fetch._http_stream that finds no network
+    cache_files()                            # what a failure must not leave in the cache
+    load_tiny(root, maxlen=10)               # load_encoded with TINY_ENCODING, changes applied
 
-Reviews are learnable: each positive review holds several words from POSITIVE_WORDS,
-each negative one from NEGATIVE_WORDS, among shared neutral filler and IMDb-style
-markup (`<br /><br />`, `&amp;`), so a 2-epoch model can beat chance on them.
+The `imdb_sandbox` fixture (tests/conftest.py) uses N_PER_LABEL and N_UNSUP, as do its
+`imdb_tree` and `imdb_archive`.
+
+Reviews come from helpers.reviews.review_text (IMDb-style, with markup), so a 2-epoch
+model can beat chance on them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import random
 import tarfile
 from pathlib import Path
 
 import pytest
+import requests
 
-POSITIVE_WORDS = ("great", "wonderful", "excellent", "superb", "loved", "brilliant", "masterpiece")
-NEGATIVE_WORDS = ("awful", "terrible", "boring", "worst", "waste", "dull", "horrible")
-NEUTRAL_WORDS = (
-    "the", "movie", "film", "plot", "actor", "actress", "scene", "story", "was", "and",
-    "a", "of", "this", "director", "ending", "music", "character", "script", "camera", "it",
-)  # fmt: skip
+from helpers.reviews import review_text
 
 FOLDERS = ("train/neg", "train/pos", "test/neg", "test/pos")
+N_PER_LABEL = 20  # reviews per label per split in the sandbox's tiny trees
+N_UNSUP = 5
 
 
-def review_text(label: int, rng: random.Random) -> str:
-    """One fake review: 15-60 words, 3-5 of them carrying its sentiment (none if label -1)."""
-    words = [rng.choice(NEUTRAL_WORDS) for _ in range(rng.randint(12, 55))]
-    cues = POSITIVE_WORDS if label == 1 else NEGATIVE_WORDS
-    if label in (0, 1):
-        for _ in range(rng.randint(3, 5)):
-            words.insert(rng.randrange(len(words) + 1), rng.choice(cues))
-    text = " ".join(words)
-    cut = rng.randrange(len(text) // 2, len(text))
-    return f"{text[:cut].capitalize()}.<br /><br />Sound &amp; {text[cut:]}!"
+@contextlib.contextmanager
+def offline(url, timeout):
+    """A `fetch._http_stream` for a machine without network."""
+    raise requests.ConnectionError(f"Failed to resolve host for {url}")
+    yield  # pragma: no cover
+
+
+# Encoding settings for the tiny trees: load_encoded has no defaults (the recipe's live in
+# the training config), so the tests spell theirs out once, here.
+TINY_ENCODING = {
+    "num_words": 50,
+    "maxlen": 30,
+    "padding": "pre",
+    "truncating": "pre",
+    "val_fraction": 0.2,
+    "seed": 42,
+}
+
+
+def load_tiny(data, **changes):
+    """mlapi.data.imdb.load_encoded(data) with TINY_ENCODING, `changes` applied."""
+    from mlapi.data import imdb
+
+    return imdb.load_encoded(data, **{**TINY_ENCODING, **changes})
+
+
+def cache_files() -> list[Path]:
+    """Every file or non-empty folder under the cache: what a failure must not leave behind."""
+    from mlapi.data.cache import cache_dir
+
+    cache = cache_dir()
+    if not cache.exists():
+        return []
+    return [p for p in cache.rglob("*") if p.is_file() or any(p.iterdir())]
 
 
 def tiny_counts(n_per_label: int, n_unsup: int = 0) -> dict[str, int]:
