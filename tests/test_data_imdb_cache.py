@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -196,7 +195,7 @@ def partial(parent: Path, name: str, owner: dict | None, days_ago: float = 0) ->
 
 
 def test_only_staging_folders_without_a_live_owner_are_removed(tmp_path, live_pid):
-    host = socket.gethostname()
+    host = cache.this_host()
     dead = partial(tmp_path, "dead", {"pid": dead_pid(), "host": host})
     live = partial(tmp_path, "live", {"pid": live_pid, "host": host}, days_ago=30)
     mine = partial(tmp_path, "mine", {"pid": os.getpid(), "host": host}, days_ago=30)
@@ -214,7 +213,7 @@ def test_only_staging_folders_without_a_live_owner_are_removed(tmp_path, live_pi
 
 def test_staging_records_its_owner_and_clears_dead_staging_first(imdb_archive, monkeypatch):
     parent = cache_dir() / "imdb-archives"
-    dead = partial(parent, "dead", {"pid": dead_pid(), "host": socket.gethostname()})
+    dead = partial(parent, "dead", {"pid": dead_pid(), "host": cache.this_host()})
     extract = fetch.safe_extract
     owners = []
 
@@ -226,7 +225,7 @@ def test_staging_records_its_owner_and_clears_dead_staging_first(imdb_archive, m
 
     monkeypatch.setattr(fetch, "safe_extract", extract_and_look)
     root = imdb.find_dataset(imdb_archive)
-    assert owners == [{"pid": os.getpid(), "host": socket.gethostname()}]
+    assert owners == [{"pid": os.getpid(), "host": cache.this_host()}]
     assert [p.name for p in parent.iterdir()] == [root.parent.name]
 
 
@@ -267,3 +266,22 @@ def test_a_killed_extraction_is_cleaned_by_the_next_one(tmp_path, imdb_archive):
     assert left.name.startswith(f".partial-{child.pid}-")  # what a killed extraction leaves
     root = imdb.find_dataset(imdb_archive)
     assert [p.name for p in parent.iterdir()] == [root.parent.name]
+
+
+def test_a_cache_that_refuses_deletion_is_still_read(imdb_tree, monkeypatch, caplog):
+    first = load_tiny(imdb_tree)
+    load_tiny(imdb_tree, seed=1)
+    folder = cache_dir() / "imdb-encoded"
+    unlink = Path.unlink
+
+    def read_only(path, missing_ok=False):  # as in a read-only folder (chmod fails as root)
+        if path.parent == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    monkeypatch.setenv("MLAPI_ENCODED_CACHE_MB", "0")
+    again = load_tiny(imdb_tree)
+    assert again.from_cache and np.array_equal(again.x_train, first.x_train)
+    assert len(list(folder.glob("train-*.npz"))) == 2
+    assert "could not evict" in caplog.text

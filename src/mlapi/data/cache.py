@@ -1,9 +1,10 @@
 """The on-disk cache (<cache> = $XDG_CACHE_HOME/mlapi, else ~/.cache/mlapi) and its upkeep.
 
 Staging folders. Work that fills a folder (a download, an extraction) happens in a
-`.partial-<pid>-*` folder beside its target, holding an `owner.json` ({"pid", "host"}),
-and is renamed into place at the end. A process killed outright (SIGKILL, power loss)
-leaves its staging folder behind; `staging_dir` first removes the dead ones beside it:
+`.partial-<pid>-*` folder beside its target, holding an `owner.json` ({"pid", "host"}; host
+is the hostname and the pid namespace) and is renamed into place at the end. A process
+killed outright (SIGKILL, power loss) leaves its staging folder behind; `staging_dir` first
+removes the dead ones beside it:
   - owner on this host: removed when that process is gone (os.kill(pid, 0));
   - no owner file, or another host's (a cache shared between machines or containers):
     removed only when older than STALE_AFTER_S, since its owner cannot be checked.
@@ -72,7 +73,7 @@ def staging_dir(parent: Path) -> Iterator[Path]:
     remove_dead_partials(parent)
     staging = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", dir=parent))
     try:
-        owner = {"pid": os.getpid(), "host": socket.gethostname()}
+        owner = {"pid": os.getpid(), "host": this_host()}
         (staging / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
         yield staging
     finally:
@@ -108,7 +109,7 @@ def _partials(parent: Path) -> list[Path]:
 def _why_dead(folder: Path, now: float) -> str | None:
     """Why `folder` belongs to nobody alive, or None when it may still be in use."""
     owner = _read_owner(folder)
-    if owner is not None and owner["host"] == socket.gethostname():
+    if owner is not None and owner["host"] == this_host():
         if owner["pid"] == os.getpid() or _process_alive(owner["pid"]):
             return None
         return f"its process {owner['pid']} is gone"
@@ -120,6 +121,14 @@ def _why_dead(folder: Path, now: float) -> str | None:
         return None
     whose = "no owner recorded" if owner is None else f"owned by host {owner['host']}"
     return f"{whose}, {age / 3600:.0f} h old"
+
+
+def this_host() -> str:
+    """Where a pid means something: the hostname and, on Linux, the pid namespace."""
+    try:
+        return f"{socket.gethostname()} {os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return socket.gethostname()
 
 
 def _read_owner(folder: Path) -> dict | None:
@@ -192,7 +201,7 @@ def encoded_budget_bytes() -> int:
     raw = os.environ.get(ENCODED_BUDGET_ENV, "").strip()
     if not raw:
         return ENCODED_BUDGET_MB * 2**20
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise DataError(
             f"{ENCODED_BUDGET_ENV} must be a whole number of megabytes (0 or more), got {raw!r}"
         )
@@ -222,7 +231,8 @@ def evict_encoded(
             used += size
         else:
             full = True  # this one and every less recently used one go
-            _remove_with_sidecar(path)
+            if not _remove_with_sidecar(path):
+                continue
             days = (now - mtime) / 86400
             log.info(
                 "evicted %s from the encoded cache (%.0f MB, last used %.1f days ago; "
@@ -255,9 +265,14 @@ def _encoded_files(folder: Path) -> list[tuple[Path, int, float]]:
     return found
 
 
-def _remove_with_sidecar(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    Path(f"{path}.json").unlink(missing_ok=True)
+def _remove_with_sidecar(path: Path) -> bool:
+    try:
+        path.unlink(missing_ok=True)
+        Path(f"{path}.json").unlink(missing_ok=True)
+    except OSError as exc:  # a read-only cache is used as it is
+        log.warning("could not evict %s from the encoded cache: %s", path, exc)
+        return False
+    return True
 
 
 def _remove_stale_write_temps(folder: Path, now: float) -> None:
@@ -265,7 +280,7 @@ def _remove_stale_write_temps(folder: Path, now: float) -> None:
         for entry in entries:
             if not _WRITE_TEMP.fullmatch(entry.name):
                 continue
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone meanwhile, or a read-only cache
                 if now - entry.stat().st_mtime >= STALE_AFTER_S:
                     Path(entry.path).unlink()
                     log.info("removed %s, left by an unfinished write", entry.path)
