@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from mlapi.artifacts import atomic_write_bytes, utc_now_iso, write_sidecar
 from mlapi.data.iris import load_iris
 from mlapi.errors import ArtifactError
+from mlapi.serving.settings import default_modelo_path
 
 SEED = 42
 HOLDOUT_FRACTION = 0.2
@@ -28,7 +29,8 @@ PARITY_TOLERANCE = 1e-5
 
 
 def default_model_path() -> Path:
-    return Path(os.environ.get("MODELO_PATH", "modelo.pkl"))
+    """$MODELO_PATH, else ./modelo.pkl (the serving default, defined in serving.settings)."""
+    return default_modelo_path()
 
 
 def onnx_path_for(pickle_path: str | os.PathLike) -> Path:

@@ -28,8 +28,9 @@ class ModelSlot:
 
 
 class ModelRegistry:
-    def __init__(self) -> None:
+    def __init__(self, required: tuple[str, ...] = ()) -> None:
         self.slots: dict[str, ModelSlot] = {}
+        self.required = required  # the models that must be loaded for the server to be ready
 
     def load(self, name: str, loader: Callable[[], Any]) -> ModelSlot:
         """Run `loader`; keep its predictor, or the reason it failed (logged once)."""
@@ -44,6 +45,19 @@ class ModelRegistry:
             log.exception("model %s failed to load", name)
         self.slots[name] = slot
         return slot
+
+    def skip(self, name: str, reason: str) -> ModelSlot:
+        """A model deliberately not loaded: requests for it get a 503 with `reason`."""
+        self.slots[name] = ModelSlot(name, problem=reason)
+        return self.slots[name]
+
+    def missing(self) -> dict[str, str]:
+        """Required model -> why it is not loaded; empty when the server is ready."""
+        return {
+            name: self.slots[name].problem if name in self.slots else "not loaded"
+            for name in self.required
+            if name not in self.slots or not self.slots[name].loaded
+        }
 
     def get(self, name: str) -> Any:
         """The predictor, or a 503 ApiError saying why there is none."""
