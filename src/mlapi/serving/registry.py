@@ -39,7 +39,9 @@ class ModelRegistry:
             log.info("model %s loaded", name)
         except MlapiError as exc:
             slot = ModelSlot(name, problem=str(exc))
-            log.warning("model %s not loaded: %s", name, exc)
+            # A model the server need not serve (none installed) is news, not a warning.
+            level = logging.WARNING if name in self.required else logging.INFO
+            log.log(level, "model %s not loaded: %s", name, exc)
         except Exception as exc:  # a corrupt file can fail in many ways inside a library
             slot = ModelSlot(name, problem=f"could not load the {name} model: {exc}")
             log.exception("model %s failed to load", name)
