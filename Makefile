@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # prints the one command that installs that one.
 run:  ## set up .venv, train the Iris model if missing, serve on http://127.0.0.1:5000
 	@echo "make run: set up $(VENV) (first time only: a few minutes), train the Iris model if it is missing (seconds, no download), then serve with gunicorn (Ctrl-C stops). The sentiment model is served if installed, never trained here."
-	@$(MAKE) --no-print-directory $(STAMP)
+	@$(MAKE) --no-print-directory --silent $(STAMP)
 	$(BIN)/mlapi serve --train-missing
 
 test: $(STAMP)  ## lint, then the whole test suite
