@@ -9,7 +9,7 @@ import sys
 
 from mlapi.errors import MlapiError
 from mlapi.serving import create_app
-from mlapi.serving.settings import default_host, default_port, listen_port
+from mlapi.serving.settings import DEFAULT_PORT, default_host, default_port, listen_port
 
 app = create_app()
 
@@ -17,7 +17,7 @@ app = create_app()
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Serve the mlapi prediction API (dev server).")
     parser.add_argument("--host", default=default_host())
-    parser.add_argument("--port", default=None, help="1-65535 (default: $PORT or 5000)")
+    parser.add_argument("--port", default=None, help=f"1-65535 (default: $PORT or {DEFAULT_PORT})")
     args = parser.parse_args(argv)
     if args.port is None:
         args.port = listen_port(default_port(), "PORT")

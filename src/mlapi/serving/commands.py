@@ -15,6 +15,10 @@ from pathlib import Path
 
 from mlapi.errors import MlapiError
 from mlapi.serving.settings import (
+    DEFAULT_HOST,
+    DEFAULT_MODELO_PATH,
+    DEFAULT_MODELS_DIR,
+    DEFAULT_PORT,
     ServingSettings,
     default_host,
     default_modelo_path,
@@ -34,11 +38,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Serve the Iris model and, when one is installed, the sentiment model. "
         "The sentiment model is never trained here: `mlapi train imdb` installs one.",
     )
-    serve.add_argument("--host", default=None, help="default: $HOST or 127.0.0.1")
-    serve.add_argument("--port", default=None, help="1-65535 (default: $PORT or 5000)")
+    serve.add_argument("--host", default=None, help=f"default: $HOST or {DEFAULT_HOST}")
+    serve.add_argument("--port", default=None, help=f"1-65535 (default: $PORT or {DEFAULT_PORT})")
     serve.add_argument("--workers", default=None, help="at least 1 (default: one per core)")
-    serve.add_argument("--modelo-path", default=None, help="Iris model (default: $MODELO_PATH)")
-    serve.add_argument("--models-dir", default=None, help="holds sentiment/ (default: $MODELS_DIR)")
+    serve.add_argument(
+        "--modelo-path",
+        default=None,
+        help=f"Iris model (default: $MODELO_PATH or {DEFAULT_MODELO_PATH})",
+    )
+    serve.add_argument(
+        "--models-dir",
+        default=None,
+        help=f"holds sentiment/ (default: $MODELS_DIR or {DEFAULT_MODELS_DIR})",
+    )
     serve.add_argument(
         "--train-missing",
         action="store_true",
