@@ -6,7 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint clean
 
-run: $(STAMP)  ## train what is missing, then serve on http://127.0.0.1:5000
+# `make run` says what it does first (the install takes minutes the first time), trains only the
+# Iris model when it is missing (seconds, no download) and never the sentiment model: `mlapi serve`
+# prints the one command that installs that one.
+run:  ## set up .venv, train the Iris model if missing, serve on http://127.0.0.1:5000
+	@echo "make run: set up $(VENV) (first time only: a few minutes), train the Iris model if it is missing (seconds, no download), then serve with gunicorn (Ctrl-C stops). The sentiment model is served if installed, never trained here."
+	@$(MAKE) --no-print-directory --silent $(STAMP)
 	$(BIN)/mlapi serve --train-missing
 
 test: $(STAMP)  ## lint, then the whole test suite

@@ -3,7 +3,7 @@
     python benchmarks/sentiment_serving.py [--models-dir models] [--repeats 300]
 
 Measures, in one run:
-1. latency of one 200-token review through the serving path (`SentimentModel.predict`:
+1. latency of one 200-token review through the serving path (`SentimentPredictor.predict`:
    tokenize + encode + ONNX Runtime, one thread), p50/p95 over `--repeats` calls — and, as the
    reference in the same run, the same network in PyTorch (the training framework) on the same
    ids, so the ratio tells what ONNX Runtime buys;
@@ -35,7 +35,7 @@ import requests
 
 from mlapi.artifacts import atomic_write_json, utc_now_iso
 from mlapi.iris_model import train_and_save
-from mlapi.serving.sentiment_model import SentimentModel
+from mlapi.serving.sentiment import SentimentPredictor
 from mlapi.testing import REPO_ROOT, GunicornServer, rss_mb, server_env
 from mlapi.training.experiment import ExperimentConfig
 
@@ -134,7 +134,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def measure_latency_and_throughput(model_dir: Path, network, repeats: int) -> dict:
-    model = SentimentModel.load(model_dir)
+    model = SentimentPredictor.load(model_dir)
     torch_predict = pytorch_predict(network)
     one = [review(200)]
     batch = [review(200, seed) for seed in range(256)]
@@ -194,7 +194,7 @@ def main() -> int:
         network = seed_size_network(seed_size_dir)
         speed = measure_latency_and_throughput(seed_size_dir / "sentiment", network, args.repeats)
         if installed is not None:
-            model = SentimentModel.load(installed / "sentiment")
+            model = SentimentPredictor.load(installed / "sentiment")
             times = time_calls(lambda: model.predict([review(200)]), args.repeats)
             speed["installed_model"] = {
                 "run_name": model.info()["run_name"],

@@ -114,3 +114,27 @@ def test_both_forms_end_to_end(browser, start_gunicorn, iris_model_path, sentime
     browser.find_element(By.CSS_SELECTOR, "#iris-form button[type=submit]").click()
     wait_for_text(browser, "#iris-result [role=alert]", "features[3]")
     browser.save_screenshot(str(artifacts_dir() / "index-error.png"))
+
+
+def test_without_a_sentiment_model_its_form_is_disabled_and_says_why(
+    browser, start_gunicorn, iris_model_path, tmp_path
+):
+    from selenium.webdriver.common.by import By
+
+    env = {**os.environ, "MODELO_PATH": str(iris_model_path), "MODELS_DIR": str(tmp_path)}
+    base_url = start_gunicorn(env, "-w", "1")
+    browser.get(base_url + "/")
+
+    status = browser.find_element(By.ID, "sentiment-status").text
+    assert status.startswith("Not available: no sentiment model at")
+    assert "mlapi train imdb --data PATH" in status and "`" not in status
+    submit = browser.find_element(By.CSS_SELECTOR, "#sentiment-form button[type=submit]")
+    assert not submit.is_enabled()
+    assert not browser.find_element(By.ID, "review").is_enabled()
+    scathing = browser.find_element(By.XPATH, "//button[text()='Scathing']")
+    assert not scathing.is_enabled()
+    browser.save_screenshot(str(artifacts_dir() / "index-no-sentiment.png"))
+
+    # The Iris form is untouched: the server is ready with Iris alone.
+    browser.find_element(By.XPATH, "//button[text()='Virginica']").click()
+    wait_for_text(browser, "#iris-result .verdict", "Iris virginica")

@@ -114,6 +114,31 @@ def test_source_that_is_not_a_checkout_is_refused(iris_model_path, tmp_path):
         build_bundle(tmp_path / "b.zip", modelo_path=iris_model_path, source=tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--out", "DIR", "--out must be the zip file to write, got"),
+        ("--modelo-path", "DIR", "--modelo-path must be the Iris model file, got"),
+        ("--models-dir", "FILE", "--models-dir must be a folder (it holds sentiment/), got file"),
+        ("--source", "DIR", "--source must be a checkout of this project (with pyproject.toml)"),
+    ],
+)
+def test_bad_flags_give_one_line_naming_the_flag_and_what_is_allowed(
+    tmp_path, capsys, flag, value, message
+):
+    (tmp_path / "DIR").mkdir()
+    (tmp_path / "FILE").write_text("not a folder")
+    out = tmp_path / "b.zip" if flag != "--out" else tmp_path / "DIR"
+    args = ["bundle", "--out", str(out), "--modelo-path", str(tmp_path / "absent.pkl")]
+    code = main([*args, flag, str(tmp_path / value)])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err.startswith(f"mlapi: error: {message}")
+    assert str(tmp_path / value) in captured.err
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert not (tmp_path / "b.zip").exists()
+
+
 @pytest.mark.slow
 def test_unzipped_bundle_with_only_its_own_src_serves_and_passes_its_test_api(
     iris_model_path, tmp_path

@@ -36,6 +36,24 @@ def test_app_py_parses_host_and_port_from_flags_and_env(monkeypatch, iris_model_
     assert (from_flags.host, from_flags.port) == ("127.0.0.2", 9000)
 
 
+@pytest.mark.parametrize(
+    ("args", "port_env", "message"),
+    [
+        (["--port", "99999"], None, "--port must be an integer from 1 to 65535, got '99999'"),
+        (["--port", "web"], None, "--port must be an integer from 1 to 65535, got 'web'"),
+        ([], "0", "PORT must be an integer from 1 to 65535, got '0'"),
+    ],
+)
+def test_app_py_refuses_a_bad_port_in_one_line(iris_model_path, args, port_env, message):
+    env = {**os.environ, "MODELO_PATH": str(iris_model_path)}
+    env.pop("PORT", None)
+    if port_env is not None:
+        env["PORT"] = port_env
+    result = run_script("app.py", *args, env=env)
+    assert result.returncode == 1
+    assert result.stderr == f"app.py: error: {message}\n"
+
+
 @pytest.mark.slow
 def test_python_app_py_serves_and_test_api_passes(iris_model_path, tmp_path):
     port = free_port()

@@ -80,7 +80,7 @@ def test_predictor_matches_the_torch_network_on_raw_texts(tiny, tmp_path):
     predictor = SentimentPredictor.load(tmp_path / "sentiment")
     got = predictor.predict_proba(TEXTS)
     np.testing.assert_allclose(got, predict_proba(network, vocabulary.encode(TEXTS)), atol=1e-5)
-    labels = [label for label, _ in predictor.predict(TEXTS)]
+    labels = [answer["label"] for answer in predictor.predict(TEXTS)]
     assert labels == ["positive" if p >= 0.5 else "negative" for p in got]
     assert predictor.predict_proba([]).shape == (0,)
     with pytest.raises(TypeError):

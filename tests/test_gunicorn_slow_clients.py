@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,7 +22,6 @@ pytestmark = pytest.mark.slow
 
 SETOSA = {"features": [5.1, 3.5, 1.4, 0.2]}
 BODY = json.dumps(SETOSA).encode()
-SETTLE_S = 0.5  # let the server take the stalled connections before the normal requests
 
 
 def open_stalled_upload(base_url: str) -> socket.socket:
@@ -34,6 +34,33 @@ def open_stalled_upload(base_url: str) -> socket.socket:
     )
     sock.sendall(head.encode() + BODY[: len(BODY) // 2])
     return sock
+
+
+def wait_until_accepted(base_url: str, socks: list[socket.socket], timeout_s: float = 10) -> None:
+    """Wait until the server has accepted each of `socks` (before the normal requests are sent).
+
+    Linux lists every TCP socket in /proc/net/tcp; a connection still in the listener's queue
+    has inode 0 there, and gets an inode when a server process accepts it.
+    """
+    server_port = urlsplit(base_url).port
+    client_ports = {sock.getsockname()[1] for sock in socks}
+    deadline = time.monotonic() + timeout_s
+    while accepted_client_ports(server_port) & client_ports != client_ports:
+        assert time.monotonic() < deadline, "the server did not accept the stalled connections"
+        time.sleep(0.01)
+
+
+def accepted_client_ports(server_port: int) -> set[int]:
+    """Client ports of the connections that the server on `server_port` has accepted."""
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+        established = fields[3] == "01"
+        if local_port == server_port and established and fields[9] != "0":
+            ports.add(remote_port)
+    return ports
 
 
 def received_nothing_yet(sock: socket.socket) -> bool:
@@ -62,7 +89,7 @@ def test_two_stalled_uploads_leave_the_server_answering_within_1s(start_gunicorn
     base_url = start_gunicorn(server_env(iris_model_path, 60), "-w", "2")
     stalled = [open_stalled_upload(base_url) for _ in range(2)]
     try:
-        time.sleep(SETTLE_S)
+        wait_until_accepted(base_url, stalled)
         for _ in range(10):
             response = predict(base_url, timeout=1)
             assert response.status_code == 200
@@ -76,7 +103,7 @@ def test_two_stalled_uploads_leave_the_server_answering_within_1s(start_gunicorn
 def assert_blocked_by_stalled_uploads(base_url: str, count: int) -> None:
     stalled = [open_stalled_upload(base_url) for _ in range(count)]
     try:
-        time.sleep(SETTLE_S)
+        wait_until_accepted(base_url, stalled)
         with pytest.raises(requests.Timeout):
             predict(base_url, timeout=3)
     finally:
@@ -108,7 +135,7 @@ def test_body_timeout_cuts_off_stalled_uploads_and_the_server_recovers(
     base_url = start_gunicorn(env, "-w", "1", "--threads", "2")
     stalled = [open_stalled_upload(base_url) for _ in range(3)]
     try:
-        time.sleep(SETTLE_S)
+        wait_until_accepted(base_url, stalled)
         response = predict(base_url, timeout=20)  # waits for the cut-off, seconds, not forever
         assert response.status_code == 200
         for sock in stalled:

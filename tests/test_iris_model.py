@@ -25,8 +25,19 @@ def test_training_writes_pickle_onnx_and_sidecars(tmp_path):
         assert sidecar["feature_names"][0] == "sepal_length"
         assert sidecar["sklearn_version"]
         assert sidecar["created_at"]
-    assert 0.85 <= summary["holdout_accuracy"] <= 1.0
+    assert summary["holdout_accuracy"] == iris_model.fit_forest(load_iris(), seed=42)[1]
     assert not list(tmp_path.glob(".*tmp"))  # no temp files left behind
+
+
+def test_the_forest_is_accurate_whatever_the_seed():
+    # Not one lucky seed: ten seeds, each drawing its own split and forest. Setosa is linearly
+    # separable and versicolor/virginica overlap in a few flowers, so a 30-flower hold-out gets
+    # 0 to 4 wrong: over seeds 0-99, worst 0.867, mean 0.952 (measured when this test was
+    # written). 0.85 per seed and 0.93 on the mean of ten leave a margin; a broken pipeline
+    # (labels shuffled, features mixed up) falls far below.
+    accuracies = [iris_model.fit_forest(load_iris(), seed=seed)[1] for seed in range(10)]
+    assert min(accuracies) >= 0.85, accuracies
+    assert np.mean(accuracies) >= 0.93, accuracies
 
 
 def test_pickle_is_the_seeds_bare_estimator(iris_model_path):

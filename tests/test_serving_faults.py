@@ -96,12 +96,14 @@ def test_predictor_exception_is_500_and_the_next_request_succeeds(make_app):
 
 
 @pytest.mark.slow
-def test_sigterm_lets_in_flight_requests_finish(start_gunicorn, iris_model_path):
+def test_sigterm_lets_in_flight_requests_finish(start_gunicorn, iris_model_path, tmp_path):
+    started = tmp_path / "request-started"
     env = {
         **os.environ,
         "MODELO_PATH": str(iris_model_path),
         "PYTHONPATH": str(REPO_ROOT / "tests"),
         "SLOW_SECONDS": "2",
+        "SLOW_STARTED_FILE": str(started),
     }
     base_url = start_gunicorn(env, "-w", "1", target="slow_wsgi:app")
     master = start_gunicorn.process
@@ -112,7 +114,10 @@ def test_sigterm_lets_in_flight_requests_finish(start_gunicorn, iris_model_path)
 
     client = threading.Thread(target=slow_request)
     client.start()
-    time.sleep(0.8)  # the request is now inside the 2 s predictor
+    deadline = time.monotonic() + 30
+    while not started.exists():  # until the request is inside the 2 s predictor
+        assert time.monotonic() < deadline, "the request never reached the predictor"
+        time.sleep(0.01)
     master.send_signal(signal.SIGTERM)
     client.join(timeout=30)
     assert answers and answers[0].status_code == 200

@@ -1,6 +1,7 @@
 """/health, /ready, /models, / and /openapi.json."""
 
 import html
+import re
 
 import pytest
 
@@ -37,6 +38,43 @@ def test_ready_names_what_is_missing(make_app, tmp_path):
     assert "iris" in response.get_json()["error"]["message"]
 
 
+def test_ready_with_both_models(client):
+    assert client.get("/ready").get_json() == {"status": "ready", "models": ["iris", "sentiment"]}
+
+
+def test_ready_with_iris_alone_when_no_sentiment_model_is_installed(make_app, tmp_path):
+    # The first `make run`: Iris trained, no sentiment model. Ready, and /sentiment says why not.
+    client = make_app(models_dir=tmp_path / "models").test_client()
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready", "models": ["iris"]}
+    answer = client.post("/sentiment", json={"text": "Fine."})
+    assert answer.status_code == 503 and "mlapi train imdb" in answer.get_json()["error"]["message"]
+
+
+def test_an_empty_sentiment_folder_is_a_model_meant_to_be_served(make_app, tmp_path):
+    (tmp_path / "models" / "sentiment").mkdir(parents=True)  # e.g. a volume mounted empty
+    response = make_app(models_dir=tmp_path / "models").test_client().get("/ready")
+    assert response.status_code == 503
+    assert "sentiment: no sentiment model at" in response.get_json()["error"]["message"]
+
+
+def test_serve_models_requires_each_listed_model(make_app, tmp_path):
+    client = make_app(models_dir=tmp_path, serve_models="iris,sentiment").test_client()
+    message = client.get("/ready").get_json()["error"]["message"]
+    assert message.startswith("Not ready. sentiment: no sentiment model at")
+    assert ";" not in message  # Iris is loaded: only the sentiment model is named
+
+
+def test_serve_models_leaves_out_what_is_not_listed(make_app):
+    client = make_app(serve_models="iris").test_client()  # a sentiment model is installed
+    assert client.get("/ready").get_json() == {"status": "ready", "models": ["iris"]}
+    answer = client.post("/sentiment", json={"text": "Fine."})
+    assert answer.status_code == 503
+    assert "does not serve it (SERVE_MODELS=iris)" in answer.get_json()["error"]["message"]
+    assert client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).status_code == 200
+
+
 def test_index_page_documents_endpoints_with_curl(client):
     response = client.get("/")
     assert response.status_code == 200
@@ -67,6 +105,28 @@ def test_index_page_serves_its_own_assets(client):
 def test_index_page_says_when_a_model_is_missing(make_app, tmp_path):
     page = make_app(models_dir=tmp_path / "empty").test_client().get("/").get_data(as_text=True)
     assert "Not available" in page and "mlapi train imdb" in page
+
+
+@pytest.mark.parametrize("missing", ["sentiment", "iris"])
+def test_a_missing_model_disables_its_form_and_says_why(make_app, tmp_path, missing):
+    overrides = {"models_dir": tmp_path} if missing == "sentiment" else {"modelo_path": tmp_path}
+    page = make_app(**overrides).test_client().get("/").get_data(as_text=True)
+    other = {"sentiment": "iris", "iris": "sentiment"}[missing]
+    status = f'<p id="{missing}-status" class="hint unavailable">Not available: '
+    assert status in page
+    assert f'<fieldset disabled aria-describedby="{missing}-status">' in page
+    assert page.count("<fieldset disabled") == 1  # the other model's form stays enabled
+    assert f'<p id="{other}-status" class="hint">' in page
+
+
+def test_hints_hold_no_markup(make_app, tmp_path):
+    # Model messages are plain text: the page shows them as they are, with no backticks.
+    client = make_app(modelo_path=tmp_path / "absent.pkl", models_dir=tmp_path).test_client()
+    page = html.unescape(client.get("/").get_data(as_text=True))
+    for hint in re.findall(r'<p id="\w+-status" class="[^"]*">(.*?)</p>', page):
+        assert "`" not in hint and "<" not in hint
+    models = client.get("/models").get_json()["models"]
+    assert all("`" not in model["problem"] for model in models)
 
 
 @pytest.mark.parametrize("max_batch", [7, 1000])

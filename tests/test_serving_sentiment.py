@@ -1,5 +1,8 @@
 """/sentiment and the KServe V1 protocol, through the Flask test client."""
 
+import json
+import shutil
+
 import pytest
 from helpers.api import SETOSA, VIRGINICA, assert_error
 from helpers.api import post as post_to
@@ -177,3 +180,24 @@ def test_v1_model_status(client, make_app, tmp_path):
 def test_v1_no_model_is_503(make_app, tmp_path):
     client = make_app(models_dir=tmp_path / "empty").test_client()
     assert_error(post(client, "/v1/models/sentiment:predict", {"instances": ["good"]}), 503)
+
+
+# One predictor for the API, `mlapi predict` and the comparison of runs.
+
+
+def test_the_threshold_comes_from_the_model_metadata(sentiment_models_dir, tmp_path):
+    from mlapi.serving.sentiment import DEFAULT_THRESHOLD, SentimentPredictor
+
+    default = SentimentPredictor.load(sentiment_models_dir / "sentiment")
+    assert default.threshold == DEFAULT_THRESHOLD == 0.5
+    (answer,) = default.predict([POSITIVE])
+    assert answer["label"] == "positive" and answer["score"] == default.predict_proba([POSITIVE])[0]
+
+    shutil.copytree(sentiment_models_dir / "sentiment", tmp_path / "sentiment")
+    metadata_file = tmp_path / "sentiment" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata["threshold"] = min(1.0, answer["score"] + 1e-3)  # just above this review's score
+    metadata_file.write_text(json.dumps(metadata))
+    strict = SentimentPredictor.load(tmp_path / "sentiment")
+    assert strict.info()["threshold"] == metadata["threshold"]
+    assert strict.predict([POSITIVE])[0]["label"] == "negative"

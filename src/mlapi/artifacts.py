@@ -99,3 +99,64 @@ def replace_directory(staging: str | os.PathLike, target: str | os.PathLike) -> 
     os.replace(staging, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def verified_metadata(
+    artifact: str | os.PathLike, *, what: str = "model", hint: str = ""
+) -> dict[str, Any]:
+    """The metadata of a saved model, after checking the sha256 of every file it covers.
+
+    One check for both layouts: a file with a JSON sidecar (`modelo.pkl` + `modelo.pkl.json`,
+    whose `sha256` covers the file) and a folder with `metadata.json` (whose `files` maps each
+    file name to {"sha256": ...}). Anything missing, unreadable or not matching raises
+    ArtifactError that names `what` is missing ("Iris model") and ends with `hint` (how to make
+    a good one): a pickle can run
+    code when it is loaded, so only files that our own training wrote get loaded.
+    """
+    from mlapi.errors import ArtifactError
+
+    artifact = Path(artifact)
+    tail = f" {hint}" if hint else ""
+    folder = artifact.is_dir()
+    metadata_file = artifact / "metadata.json" if folder else sidecar_path(artifact)
+    if not folder and not artifact.is_file():
+        raise ArtifactError(f"no {what} at {artifact} (not found).{tail}")
+    if folder and not metadata_file.is_file():
+        raise ArtifactError(f"no {what} at {artifact} ({metadata_file.name} missing).{tail}")
+    try:
+        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(
+            f"{metadata_file} is missing or unreadable ({exc}); refusing to load {artifact}.{tail}"
+        ) from None
+    expected = _covered_sha256(artifact, metadata, folder)
+    if isinstance(expected, str):
+        raise ArtifactError(f"{metadata_file} is not valid model metadata: {expected}.{tail}")
+    for path, sha256 in expected.items():
+        if not path.is_file():
+            raise ArtifactError(f"{path} is missing (listed in {metadata_file.name}).{tail}")
+        if sha256_file(path) != sha256:
+            raise ArtifactError(
+                f"{path} does not match the sha256 in {metadata_file.name}; "
+                f"refusing to load it.{tail}"
+            )
+    return metadata
+
+
+def _covered_sha256(artifact: Path, metadata: Any, folder: bool) -> dict[Path, str] | str:
+    """File -> the sha256 its metadata records, or what is wrong with the metadata."""
+    if not isinstance(metadata, dict):
+        return "not a JSON object"
+    if not folder:
+        sha256 = metadata.get("sha256")
+        return {artifact: sha256} if isinstance(sha256, str) else "no sha256"
+    files = metadata.get("files")
+    if not isinstance(files, dict) or not files:
+        return "no files listed"
+    expected = {}
+    for name, entry in files.items():
+        sha256 = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(sha256, str) or Path(name).name != name:
+            return f"bad entry for {name!r}"
+        expected[artifact / name] = sha256
+    return expected

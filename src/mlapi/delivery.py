@@ -25,8 +25,15 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlapi.artifacts import atomic_path, sha256_file, sidecar_path, utc_now_iso
-from mlapi.errors import ArtifactError
+from mlapi.artifacts import atomic_path, sha256_file, sidecar_path, utc_now_iso, verified_metadata
+from mlapi.errors import ArtifactError, MlapiError
+from mlapi.serving.settings import (
+    DEFAULT_MODELO_PATH,
+    DEFAULT_MODELS_DIR,
+    IRIS_MODEL_FILE,
+    default_modelo_path,
+    default_models_dir,
+)
 
 BUNDLE_NAME = "entrega_flask_ml_api"
 DEFAULT_OUT = f"{BUNDLE_NAME}.zip"
@@ -56,13 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bundle.add_argument(
         "--modelo-path",
         type=Path,
-        default=Path(os.environ.get("MODELO_PATH", "modelo.pkl")),
+        default=default_modelo_path(),
         help="Iris model to ship (trained into the bundle if missing)",
     )
     bundle.add_argument(
         "--models-dir",
         type=Path,
-        default=Path(os.environ.get("MODELS_DIR", "models")),
+        default=default_models_dir(),
         help="ships <models-dir>/sentiment/ when it holds a model",
     )
     bundle.add_argument("--no-sentiment", action="store_true", help="leave the sentiment model out")
@@ -73,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _bundle(args: argparse.Namespace) -> int:
+    check_flags(args)
     summary = build_bundle(
         args.out,
         modelo_path=args.modelo_path,
@@ -89,11 +97,29 @@ def _bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """One line naming the flag, its value and what is allowed, before any work is done."""
+    if args.out.is_dir():
+        raise MlapiError(f"--out must be the zip file to write, got {str(args.out)!r}, a folder")
+    if args.modelo_path.is_dir():
+        raise MlapiError(
+            f"--modelo-path must be the Iris model file, got {str(args.modelo_path)!r}, a folder"
+        )
+    if not args.no_sentiment and args.models_dir.exists() and not args.models_dir.is_dir():
+        got = str(args.models_dir)
+        raise MlapiError(f"--models-dir must be a folder (it holds sentiment/), got file {got!r}")
+    if args.source is not None and not (args.source / "pyproject.toml").is_file():
+        raise MlapiError(
+            f"--source must be a checkout of this project (with pyproject.toml), "
+            f"got {str(args.source)!r}"
+        )
+
+
 def build_bundle(
     out: str | os.PathLike,
     *,
-    modelo_path: str | os.PathLike = "modelo.pkl",
-    models_dir: str | os.PathLike | None = "models",
+    modelo_path: str | os.PathLike = DEFAULT_MODELO_PATH,
+    models_dir: str | os.PathLike | None = DEFAULT_MODELS_DIR,
     source: str | os.PathLike | None = None,
 ) -> BundleSummary:
     """Write the delivery zip at `out` (atomically) and say what went into it."""
@@ -153,12 +179,12 @@ def _shipped(relative: Path) -> bool:
 
 def iris_model_files(modelo_path: Path, staging: Path) -> tuple[dict[str, Path], str]:
     """modelo.pkl (+ modelo.onnx) and sidecars, verified; trained into `staging` if missing."""
-    from mlapi.serving.iris import verified_metadata
+    from mlapi.serving.iris import TRAIN_HINT
 
     if not modelo_path.exists():
         from mlapi.iris_model import train_and_save
 
-        modelo_path = staging / "modelo.pkl"
+        modelo_path = staging / IRIS_MODEL_FILE
         train_and_save(modelo_path)
         source = "trained for the bundle"
     else:
@@ -169,8 +195,10 @@ def iris_model_files(modelo_path: Path, staging: Path) -> tuple[dict[str, Path],
         artifacts.append(onnx_path)
     files = {}
     for artifact in artifacts:
-        verified_metadata(artifact)  # raises ArtifactError unless the sha256 matches
-        name = "modelo" + artifact.suffix
+        verified_metadata(
+            artifact, what="Iris model", hint=TRAIN_HINT
+        )  # ArtifactError unless the sha256 matches
+        name = Path(IRIS_MODEL_FILE).stem + artifact.suffix
         files[name] = artifact
         files[f"{name}.json"] = sidecar_path(artifact)
     return files, source
@@ -178,12 +206,12 @@ def iris_model_files(modelo_path: Path, staging: Path) -> tuple[dict[str, Path],
 
 def sentiment_model_files(models_dir: Path) -> dict[str, Path]:
     """models/sentiment/* when an exported model is there (verified), else nothing."""
-    from mlapi.serving.sentiment import read_verified_metadata
+    from mlapi.serving.sentiment import TRAIN_HINT
 
     directory = models_dir / "sentiment"
     if not (directory / "metadata.json").is_file():
         return {}
-    metadata = read_verified_metadata(directory)
+    metadata = verified_metadata(directory, what="sentiment model", hint=TRAIN_HINT)
     names = ["metadata.json", *metadata["files"]]
     return {f"models/sentiment/{name}": directory / name for name in names}
 

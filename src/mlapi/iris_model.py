@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from mlapi.artifacts import atomic_write_bytes, utc_now_iso, write_sidecar
 from mlapi.data.iris import load_iris
 from mlapi.errors import ArtifactError
+from mlapi.serving.settings import default_modelo_path
 
 SEED = 42
 HOLDOUT_FRACTION = 0.2
@@ -28,7 +29,8 @@ PARITY_TOLERANCE = 1e-5
 
 
 def default_model_path() -> Path:
-    return Path(os.environ.get("MODELO_PATH", "modelo.pkl"))
+    """$MODELO_PATH, else ./modelo.pkl (the serving default, defined in serving.settings)."""
+    return default_modelo_path()
 
 
 def onnx_path_for(pickle_path: str | os.PathLike) -> Path:
@@ -39,12 +41,7 @@ def onnx_path_for(pickle_path: str | os.PathLike) -> Path:
 def train_and_save(path: str | os.PathLike) -> dict[str, Any]:
     """Fit on a stratified hold-out split, write pickle + ONNX + sidecars; return the sidecar."""
     data = load_iris()
-    x_train, x_holdout, y_train, y_holdout = train_test_split(
-        data.x, data.y, test_size=HOLDOUT_FRACTION, stratify=data.y, random_state=SEED
-    )
-    model = RandomForestClassifier(n_estimators=N_ESTIMATORS, random_state=SEED)
-    model.fit(x_train, y_train)
-    holdout_accuracy = float((model.predict(x_holdout) == y_holdout).mean())
+    model, holdout_accuracy = fit_forest(data, seed=SEED)
 
     fields = {
         "name": "iris",
@@ -65,6 +62,16 @@ def train_and_save(path: str | os.PathLike) -> dict[str, Any]:
     write_sidecar(onnx_path, **fields, converted_from=pickle_path.name)
     atomic_write_bytes(pickle_path, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     return write_sidecar(pickle_path, **fields)
+
+
+def fit_forest(data, *, seed: int) -> tuple[RandomForestClassifier, float]:
+    """The forest fitted on a stratified split drawn with `seed`, and its hold-out accuracy."""
+    x_train, x_holdout, y_train, y_holdout = train_test_split(
+        data.x, data.y, test_size=HOLDOUT_FRACTION, stratify=data.y, random_state=seed
+    )
+    model = RandomForestClassifier(n_estimators=N_ESTIMATORS, random_state=seed)
+    model.fit(x_train, y_train)
+    return model, float((model.predict(x_holdout) == y_holdout).mean())
 
 
 def _checked_onnx(model: RandomForestClassifier, x_all: np.ndarray, name: str) -> bytes:

@@ -14,7 +14,7 @@ from mlapi.serving import api, pages, schemas
 from mlapi.serving.errors import register_error_handlers
 from mlapi.serving.iris import IrisPredictor
 from mlapi.serving.registry import ModelRegistry
-from mlapi.serving.sentiment_model import SentimentModel
+from mlapi.serving.sentiment import SentimentPredictor
 from mlapi.serving.settings import ServingSettings
 
 log = logging.getLogger("mlapi.serving")
@@ -72,11 +72,26 @@ def create_app(settings: ServingSettings | None = None) -> Flask:
     return app
 
 
+LOADERS = {
+    "iris": lambda settings: IrisPredictor.load(settings.modelo_path),
+    "sentiment": lambda settings: SentimentPredictor.load(settings.sentiment_dir),
+}
+
+
 def load_models(settings: ServingSettings) -> ModelRegistry:
-    """Load every model from paths in the settings (never from a request)."""
-    registry = ModelRegistry()
-    registry.load("iris", lambda: IrisPredictor.load(settings.modelo_path))
-    registry.load("sentiment", lambda: SentimentModel.load(settings.models_dir / "sentiment"))
+    """Load the models to serve from paths in the settings (never from a request).
+
+    A model that is not to be served (SERVE_MODELS) still has a slot that says why, so the
+    page and /models can tell; readiness waits only for the models to serve.
+    """
+    to_serve = settings.models_to_serve()
+    registry = ModelRegistry(required=to_serve)
+    for name, loader in LOADERS.items():
+        if name in to_serve or settings.serve_models is None:
+            registry.load(name, lambda loader=loader: loader(settings))
+        else:
+            served = ",".join(settings.serve_models)
+            registry.skip(name, f"this server does not serve it (SERVE_MODELS={served})")
     return registry
 
 

@@ -1,71 +1,154 @@
-"""`mlapi serve`: the production server (gunicorn with the repo's settings)."""
+"""`mlapi serve`: the production server (gunicorn with the repo's settings).
+
+It says what it will serve before it starts, trains the Iris model first when asked
+(`--train-missing`: seconds, no download), and never trains or downloads the sentiment
+model: that is `mlapi train imdb`, which the plan names when no sentiment model is installed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
+
+from mlapi.errors import MlapiError
+from mlapi.serving.settings import (
+    DEFAULT_HOST,
+    DEFAULT_MODELO_PATH,
+    DEFAULT_MODELS_DIR,
+    DEFAULT_PORT,
+    ServingSettings,
+    default_host,
+    default_modelo_path,
+    default_models_dir,
+    default_port,
+    listen_port,
+)
 
 GUNICORN_CONFIG = "python:mlapi.serving.gunicorn_conf"
 WSGI_APP = "mlapi.serving.wsgi:app"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    serve = subparsers.add_parser("serve", help="serve the API with gunicorn")
-    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
-    serve.add_argument("--workers", type=int, default=None, help="default: one per core")
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve the API with gunicorn",
+        description="Serve the Iris model and, when one is installed, the sentiment model. "
+        "The sentiment model is never trained here: `mlapi train imdb` installs one.",
+    )
+    serve.add_argument("--host", default=None, help=f"default: $HOST or {DEFAULT_HOST}")
+    serve.add_argument("--port", default=None, help=f"1-65535 (default: $PORT or {DEFAULT_PORT})")
+    serve.add_argument("--workers", default=None, help="at least 1 (default: one per core)")
     serve.add_argument(
-        "--modelo-path", default=os.environ.get("MODELO_PATH", "modelo.pkl"), help="Iris model"
+        "--modelo-path",
+        default=None,
+        help=f"Iris model (default: $MODELO_PATH or {DEFAULT_MODELO_PATH})",
     )
     serve.add_argument(
-        "--models-dir", default=os.environ.get("MODELS_DIR", "models"), help="holds sentiment/"
+        "--models-dir",
+        default=None,
+        help=f"holds sentiment/ (default: $MODELS_DIR or {DEFAULT_MODELS_DIR})",
     )
     serve.add_argument(
         "--train-missing",
         action="store_true",
-        help="first train any missing model (the sentiment model only if IMDb data is reachable)",
+        help="first train the Iris model if it is missing (seconds, no download)",
     )
-    serve.add_argument("--data", metavar="PATH", help="IMDb data for --train-missing")
     serve.set_defaults(handler=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    if args.train_missing:
-        train_missing_models(Path(args.modelo_path), Path(args.models_dir), args.data)
-    os.environ["MODELO_PATH"] = str(args.modelo_path)
-    os.environ["MODELS_DIR"] = str(args.models_dir)
-    command = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG]
-    command += ["--bind", f"{args.host}:{args.port}"]
-    if args.workers:
-        command += ["--workers", str(args.workers)]
-    print(f"Serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    host, port, workers = _listen_address(args)
+    modelo_path = _file_flag("--modelo-path", args.modelo_path, default_modelo_path())
+    models_dir = _folder_flag("--models-dir", args.models_dir, default_models_dir())
+    settings = ServingSettings.from_env(modelo_path=modelo_path, models_dir=models_dir)
+    if args.train_missing and "iris" in settings.models_to_serve():
+        train_missing_iris(modelo_path)
+    for line in serving_plan(settings):
+        print(line, flush=True)
+    os.environ["MODELO_PATH"] = str(modelo_path)
+    os.environ["MODELS_DIR"] = str(models_dir)
+    command = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG, "--bind", f"{host}:{port}"]
+    if workers:
+        command += ["--workers", str(workers)]
+    print(f"Serving on http://{host}:{port}/ with gunicorn (Ctrl-C to stop)", flush=True)
     os.execv(sys.executable, [*command, WSGI_APP])
 
 
-def train_missing_models(modelo_path: Path, models_dir: Path, data: str | None) -> None:
-    """Train the Iris model if absent; the sentiment model too if absent and IMDb is reachable."""
-    if not modelo_path.exists():
-        from mlapi.iris_model import train_and_save
+def _listen_address(args: argparse.Namespace) -> tuple[str, int, int | None]:
+    host = args.host if args.host is not None else default_host()
+    if not host.strip():
+        raise MlapiError(f"--host must be a host name or address, got {host!r}")
+    port_flag = "--port" if args.port is not None else "PORT"
+    port = listen_port(args.port if args.port is not None else default_port(), port_flag)
+    workers = None
+    if args.workers is not None:
+        try:
+            workers = int(args.workers)
+        except ValueError:
+            workers = 0
+        if workers < 1:
+            raise MlapiError(f"--workers must be an integer of at least 1, got {args.workers!r}")
+    return host, port, workers
 
-        accuracy = train_and_save(modelo_path)["holdout_accuracy"]
-        print(f"Trained the Iris model: {modelo_path} (hold-out accuracy {accuracy:.3f})")
-    if not (models_dir / "sentiment" / "metadata.json").exists():
-        _train_sentiment_model(models_dir, data)
+
+def _file_flag(flag: str, raw: str | None, default: Path) -> Path:
+    path = Path(raw) if raw is not None else default
+    if path.is_dir():
+        raise MlapiError(f"{flag} must be a model file, got {str(path)!r}, which is a folder")
+    return path
 
 
-def _train_sentiment_model(models_dir: Path, data: str | None) -> None:
-    from mlapi.cli import main
-    from mlapi.data.imdb import find_dataset
-    from mlapi.errors import MlapiError
+def _folder_flag(flag: str, raw: str | None, default: Path) -> Path:
+    path = Path(raw) if raw is not None else default
+    if path.exists() and not path.is_dir():
+        raise MlapiError(f"{flag} must be a folder (it holds sentiment/), got file {str(path)!r}")
+    return path
 
-    try:
-        root = find_dataset(data)
-    except MlapiError as exc:
-        print(f"No sentiment model and no IMDb data, serving Iris only ({exc})", flush=True)
+
+def train_missing_iris(modelo_path: Path) -> None:
+    """Train the Iris model if it is absent: seconds, from scikit-learn's bundled data."""
+    if modelo_path.exists():
         return
-    print(f"Training the sentiment model with the seed recipe on {root} ...", flush=True)
-    data_args = ["--data", str(root)]
-    if main(["train", "imdb", *data_args, "--models-dir", str(models_dir)]) != 0:
-        print("Sentiment training failed (see above); serving Iris only.", flush=True)
+    print(f"No Iris model at {modelo_path}: training it now (--train-missing) ...", flush=True)
+    from mlapi.iris_model import train_and_save
+
+    accuracy = train_and_save(modelo_path)["holdout_accuracy"]
+    print(f"Trained the Iris model: {modelo_path} (hold-out accuracy {accuracy:.3f})", flush=True)
+
+
+def serving_plan(settings: ServingSettings) -> list[str]:
+    """What this server will serve, and the one command that adds what is missing."""
+    to_serve = settings.models_to_serve()
+    mlapi = mlapi_command()
+    lines = []
+    if "iris" in to_serve:
+        if settings.modelo_path.exists():
+            lines.append(f"Iris model: {settings.modelo_path}")
+        else:
+            lines.append(
+                f"Iris model: none at {settings.modelo_path} (the server will not be ready). "
+                f"To train it: {mlapi} train iris --out {settings.modelo_path}"
+            )
+    if "sentiment" in to_serve:
+        lines.append(f"Sentiment model: {settings.sentiment_dir}")
+    elif settings.serve_models is None:
+        lines.append(
+            f"Sentiment model: none at {settings.sentiment_dir}; serving Iris only. To add it, "
+            f"then restart: {mlapi} train imdb --data PATH "
+            f"--models-dir {settings.models_dir}"
+        )
+    return lines
+
+
+def mlapi_command() -> str:
+    """How to run mlapi from this shell: `mlapi` when it is on PATH, else its path."""
+    exe = Path(sys.argv[0])
+    on_path = shutil.which("mlapi")
+    if exe.name == "mlapi" and on_path and Path(on_path).resolve() == exe.resolve():
+        return "mlapi"
+    if exe.name == "mlapi":
+        return os.path.relpath(exe) if exe.is_absolute() else str(exe)
+    return f"{os.path.relpath(sys.executable)} -m mlapi"

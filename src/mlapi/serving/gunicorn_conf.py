@@ -26,6 +26,8 @@ LOG_LEVEL.
 
 import os
 
+from mlapi.serving.settings import default_host, default_port, listen_port
+
 
 def _usable_cpus() -> int:
     """CPUs this process may run on (honours taskset and container cpusets)."""
@@ -35,7 +37,7 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+bind = f"{default_host()}:{listen_port(default_port(), 'PORT')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", _usable_cpus()))
 worker_class = "mlapi.serving.gunicorn_worker.BalancedThreadWorker"  # gthread, balanced
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))

@@ -1,8 +1,8 @@
 """The Iris predictor: ONNX Runtime when `modelo.onnx` exists, else the pickle.
 
 Both files are checked against the sha256 in their sidecar before they are
-loaded: a pickle can run code when it is loaded, so we only load what our own
-training wrote.
+loaded (`mlapi.artifacts.verified_metadata`, the check every model goes through): a
+pickle can run code when it is loaded, so we only load what our own training wrote.
 """
 
 from __future__ import annotations
@@ -14,28 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from mlapi.artifacts import read_sidecar, sha256_file, sidecar_path
-from mlapi.errors import ArtifactError
+from mlapi.artifacts import verified_metadata
 
-TRAIN_HINT = "Train it with `python train_model.py` (or `mlapi train iris`)."
-
-
-def verified_metadata(path: Path) -> dict[str, Any]:
-    """The sidecar of `path`, after checking that the file's sha256 matches it."""
-    if not path.is_file():
-        raise ArtifactError(f"model file {path} not found. {TRAIN_HINT}")
-    try:
-        metadata = read_sidecar(path)
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(
-            f"{sidecar_path(path)} is missing or unreadable ({exc}); refusing to load {path.name}. "
-            f"{TRAIN_HINT}"
-        ) from None
-    if sha256_file(path) != metadata.get("sha256"):
-        raise ArtifactError(
-            f"{path} does not match the sha256 in its sidecar; refusing to load it. {TRAIN_HINT}"
-        )
-    return metadata
+TRAIN_HINT = "Train it with: python train_model.py (or: mlapi train iris)."
 
 
 class IrisPredictor:
@@ -50,9 +31,9 @@ class IrisPredictor:
         pickle_path = Path(pickle_path)
         onnx_path = pickle_path.with_suffix(".onnx")
         if onnx_path.is_file():
-            metadata = verified_metadata(onnx_path)
+            metadata = verified_metadata(onnx_path, what="Iris model", hint=TRAIN_HINT)
             return cls(_onnx_runner(onnx_path), metadata, "onnx")
-        metadata = verified_metadata(pickle_path)
+        metadata = verified_metadata(pickle_path, what="Iris model", hint=TRAIN_HINT)
         with open(pickle_path, "rb") as f:
             model = pickle.load(f)
         return cls(model.predict_proba, metadata, "pickle")

@@ -68,7 +68,7 @@ def openapi_document(state) -> dict[str, Any]:
             "get": _simple("Sentiment model status", ref(schemas.V1ModelStatus))
         },
         "/health": {"get": _simple("Liveness", ref(schemas.Health))},
-        "/ready": {"get": _simple("Readiness: every model loaded", None, error=error)},
+        "/ready": {"get": _simple("Readiness: every model to serve is loaded", None, error=error)},
         "/models": {"get": _simple("What is loaded", ref(schemas.ModelsResponse))},
     }
     return {

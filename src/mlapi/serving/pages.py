@@ -27,14 +27,17 @@ def index():
         iris_fields=IRIS_FIELDS,
         max_chars=state.settings.sentiment_max_chars,
         needs_key=bool(state.settings.api_key),
-        sentiment_summary=_summary(state.registry.slots["sentiment"], _sentiment_text),
-        iris_summary=_summary(state.registry.slots["iris"], _iris_text),
+        sentiment=_card(state.registry.slots["sentiment"], _sentiment_text),
+        iris=_card(state.registry.slots["iris"], _iris_text),
         curl_lines=_curl_lines(request.host_url.rstrip("/")),
     )
 
 
-def _summary(slot, describe) -> str:
-    return describe(slot.predictor.info()) if slot.loaded else f"Not available: {slot.problem}"
+def _card(slot, describe) -> dict:
+    """What a model's card shows: a summary when loaded, else why not (its form is disabled)."""
+    if slot.loaded:
+        return {"ready": True, "summary": describe(slot.predictor.info())}
+    return {"ready": False, "summary": f"Not available: {slot.problem}"}
 
 
 def _sentiment_text(info: dict) -> str:
@@ -70,13 +73,14 @@ def health():
 
 @bp.get("/ready")
 def ready():
-    """Readiness: 200 only when every model is loaded; 503 names what is missing."""
-    slots = serving_state().registry.slots.values()
-    missing = {slot.name: slot.problem for slot in slots if not slot.loaded}
+    """Readiness: 200 when every model to serve is loaded (see ServingSettings.models_to_serve);
+    503 names each one that is not, and why."""
+    registry = serving_state().registry
+    missing = registry.missing()
     if missing:
         problems = "; ".join(f"{name}: {problem}" for name, problem in missing.items())
         return error_response(503, f"Not ready. {problems}")
-    return jsonify(status="ready", models=sorted(slot.name for slot in slots))
+    return jsonify(status="ready", models=list(registry.required))
 
 
 @bp.get("/models")

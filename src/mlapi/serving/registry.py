@@ -28,8 +28,9 @@ class ModelSlot:
 
 
 class ModelRegistry:
-    def __init__(self) -> None:
+    def __init__(self, required: tuple[str, ...] = ()) -> None:
         self.slots: dict[str, ModelSlot] = {}
+        self.required = required  # the models that must be loaded for the server to be ready
 
     def load(self, name: str, loader: Callable[[], Any]) -> ModelSlot:
         """Run `loader`; keep its predictor, or the reason it failed (logged once)."""
@@ -38,12 +39,27 @@ class ModelRegistry:
             log.info("model %s loaded", name)
         except MlapiError as exc:
             slot = ModelSlot(name, problem=str(exc))
-            log.warning("model %s not loaded: %s", name, exc)
+            # A model the server need not serve (none installed) is news, not a warning.
+            level = logging.WARNING if name in self.required else logging.INFO
+            log.log(level, "model %s not loaded: %s", name, exc)
         except Exception as exc:  # a corrupt file can fail in many ways inside a library
             slot = ModelSlot(name, problem=f"could not load the {name} model: {exc}")
             log.exception("model %s failed to load", name)
         self.slots[name] = slot
         return slot
+
+    def skip(self, name: str, reason: str) -> ModelSlot:
+        """A model deliberately not loaded: requests for it get a 503 with `reason`."""
+        self.slots[name] = ModelSlot(name, problem=reason)
+        return self.slots[name]
+
+    def missing(self) -> dict[str, str]:
+        """Required model -> why it is not loaded; empty when the server is ready."""
+        return {
+            name: self.slots[name].problem if name in self.slots else "not loaded"
+            for name in self.required
+            if name not in self.slots or not self.slots[name].loaded
+        }
 
     def get(self, name: str) -> Any:
         """The predictor, or a 503 ApiError saying why there is none."""

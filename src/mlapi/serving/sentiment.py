@@ -1,13 +1,13 @@
 """Serve the exported sentiment model: ONNX Runtime + the shared tokenizer, no torch.
 
-A model directory holds `model.onnx`, `vocabulary.json` and `metadata.json` (see
+A model folder holds `model.onnx`, `vocabulary.json` and `metadata.json` (see
 `mlapi.export`); `SentimentPredictor.load` refuses it unless every file listed in the
-metadata is present and matches its sha256.
+metadata is present and matches its sha256 (`mlapi.artifacts.verified_metadata`).
+This one class serves the API, `mlapi predict` and the comparison of runs.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,26 +15,35 @@ from typing import Any
 
 import numpy as np
 
-from mlapi.artifacts import sha256_file
+from mlapi.artifacts import verified_metadata
 from mlapi.errors import ArtifactError
 from mlapi.text import Vocabulary
 
 REQUIRED_FILES = ("model.onnx", "vocabulary.json")
+DEFAULT_LABELS = ("negative", "positive")
+DEFAULT_THRESHOLD = 0.5  # P(positive) at or above it is "positive", unless metadata says otherwise
+TRAIN_HINT = "Train one with: mlapi train imdb --data PATH (it installs into MODELS_DIR/sentiment)."
 
 
 class SentimentPredictor:
-    """P(positive) for raw review texts, from an exported model directory."""
+    """P(positive) for raw review texts, and the API's answer for each, from a model folder."""
 
     def __init__(self, session: Any, vocabulary: Vocabulary, metadata: dict[str, Any]) -> None:
         self.session = session
         self.vocabulary = vocabulary
         self.metadata = metadata
-        self.labels: list[str] = list(metadata.get("labels", ["negative", "positive"]))
+        self.labels: list[str] = list(metadata.get("labels", DEFAULT_LABELS))
+        self.threshold = float(metadata.get("threshold", DEFAULT_THRESHOLD))
 
     @classmethod
     def load(cls, directory: str | os.PathLike, intra_op_threads: int = 1) -> SentimentPredictor:
         directory = Path(directory)
-        metadata = read_verified_metadata(directory)
+        metadata = verified_metadata(directory, what="sentiment model", hint=TRAIN_HINT)
+        for name in REQUIRED_FILES:
+            if name not in metadata["files"]:
+                raise ArtifactError(f"{directory / 'metadata.json'} does not list {name}")
+        if len(metadata.get("labels", DEFAULT_LABELS)) != 2:
+            raise ArtifactError(f"{directory / 'metadata.json'} must list two labels")
         import onnxruntime as ort  # imported here so that importing this module stays cheap
 
         options = ort.SessionOptions()
@@ -59,33 +68,29 @@ class SentimentPredictor:
         (probability,) = self.session.run(["probability"], {"input_ids": ids})
         return probability
 
-    def predict(self, texts: Sequence[str], threshold: float = 0.5) -> list[tuple[str, float]]:
-        """(label, P(positive)) per text."""
-        return [(self.labels[int(p >= threshold)], float(p)) for p in self.predict_proba(texts)]
+    def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """The API's answer per text: {"label", "score" (P(positive)), "probabilities"}."""
+        negative, positive = self.labels
+        return [
+            {
+                "label": positive if p >= self.threshold else negative,
+                "score": p,
+                "probabilities": {negative: 1.0 - p, positive: p},
+            }
+            for p in self.predict_proba(texts).tolist()
+        ]
 
-
-def read_verified_metadata(directory: str | os.PathLike) -> dict[str, Any]:
-    """metadata.json of a model directory, after checking every listed file's sha256."""
-    directory = Path(directory)
-    meta_path = directory / "metadata.json"
-    if not meta_path.is_file():
-        raise ArtifactError(
-            f"no sentiment model at {directory} (metadata.json missing); "
-            "train one with `mlapi train imdb`"
-        )
-    try:
-        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
-        files = metadata["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"{meta_path} is not a valid model metadata file: {exc}") from exc
-    for name in REQUIRED_FILES:
-        if name not in files:
-            raise ArtifactError(f"{meta_path} does not list {name}")
-    for name, entry in files.items():
-        path = directory / name
-        if not path.is_file():
-            raise ArtifactError(f"{path} is missing")
-        expected = entry.get("sha256") if isinstance(entry, dict) else None
-        if sha256_file(path) != expected:
-            raise ArtifactError(f"{path} does not match the sha256 in metadata.json")
-    return metadata
+    def info(self) -> dict[str, Any]:
+        meta = self.metadata
+        metrics = meta.get("metrics", {})
+        return {
+            "run_name": meta.get("run_name"),
+            "arch": meta.get("arch"),
+            "sha256": meta["files"]["model.onnx"]["sha256"],
+            "labels": self.labels,
+            "threshold": self.threshold,
+            "maxlen": self.vocabulary.maxlen,
+            "test_accuracy": metrics.get("test_accuracy"),
+            "val_accuracy_best": metrics.get("val_accuracy_best"),
+            "created_at": meta.get("created_at"),
+        }

@@ -1,4 +1,8 @@
-"""Serving settings: one frozen dataclass, read from the environment, overridable in code."""
+"""Serving settings: one frozen dataclass, read from the environment, overridable in code.
+
+Every serving default lives here once (where the models are, where the server listens); the
+commands, app.py, gunicorn's settings and the Iris trainer import them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,13 @@ from pathlib import Path
 
 from mlapi.errors import MlapiError
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+IRIS_MODEL_FILE = "modelo.pkl"  # the seed's name; modelo.onnx beside it is preferred
+DEFAULT_MODELO_PATH = Path(IRIS_MODEL_FILE)
+DEFAULT_MODELS_DIR = Path("models")
+MODEL_NAMES = ("iris", "sentiment")
+
 # Environment variable for each setting (the README's "Limits and settings" table lists them).
 ENV_VARS = {
     "modelo_path": "MODELO_PATH",
@@ -19,18 +30,21 @@ ENV_VARS = {
     "sentiment_max_batch": "SENTIMENT_MAX_BATCH",
     "sentiment_max_chars": "SENTIMENT_MAX_CHARS",
     "api_key": "API_KEY",
+    "serve_models": "SERVE_MODELS",
 }
 
 
 @dataclass(frozen=True)
 class ServingSettings:
-    modelo_path: Path = Path("modelo.pkl")  # Iris model; modelo.onnx beside it is preferred
-    models_dir: Path = Path("models")  # holds sentiment/ (ONNX + vocabulary + metadata)
+    modelo_path: Path = DEFAULT_MODELO_PATH  # Iris model; modelo.onnx beside it is preferred
+    models_dir: Path = DEFAULT_MODELS_DIR  # holds sentiment/ (ONNX + vocabulary + metadata)
     max_body_bytes: int = 1 << 20  # larger bodies get 413 before they are read
     max_batch: int = 1000  # rows per Iris `instances` request
     sentiment_max_batch: int = 256  # texts per sentiment request
     sentiment_max_chars: int = 20_000  # characters per review
     api_key: str | None = None  # when set, prediction endpoints require it
+    # The models the server must load to be ready; None: Iris, and sentiment when installed.
+    serve_models: tuple[str, ...] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServingSettings:
@@ -51,14 +65,75 @@ class ServingSettings:
             if getattr(self, name) < 1:
                 raise MlapiError(f"{ENV_VARS[name]} must be a positive integer")
 
+    @property
+    def sentiment_dir(self) -> Path:
+        return self.models_dir / "sentiment"
+
+    def models_to_serve(self) -> tuple[str, ...]:
+        """SERVE_MODELS, or by default Iris plus sentiment when MODELS_DIR/sentiment exists.
+
+        A sentiment folder that exists but fails to load (tampered, half copied) is a model
+        meant to be served that is not: /ready says 503. No folder at all means none was
+        installed, and the server is ready with Iris alone.
+        """
+        if self.serve_models is not None:
+            return self.serve_models
+        return ("iris", "sentiment") if self.sentiment_dir.exists() else ("iris",)
+
 
 def _parse(name: str, raw):
     """A setting's value from a string (environment) or an already typed override."""
     if name in ("modelo_path", "models_dir"):
         return Path(raw)
+    if name == "serve_models":
+        return _model_names(raw)
     if name == "api_key" or not isinstance(raw, str):
         return raw
     try:
         return int(raw)
     except ValueError:
         raise MlapiError(f"{ENV_VARS[name]} must be an integer, got {raw!r}") from None
+
+
+def _model_names(raw) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in raw.split(",")) if isinstance(raw, str) else tuple(raw)
+    unknown = [n for n in names if n not in MODEL_NAMES]
+    if unknown or not names:
+        allowed = ", ".join(MODEL_NAMES)
+        raise MlapiError(f"SERVE_MODELS must be a comma-separated list of {allowed}, got {raw!r}")
+    return tuple(dict.fromkeys(names))
+
+
+def default_host(env: Mapping[str, str] | None = None) -> str:
+    """$HOST, else DEFAULT_HOST: where app.py, `mlapi serve` and gunicorn listen."""
+    env = os.environ if env is None else env
+    return env.get("HOST") or DEFAULT_HOST
+
+
+def default_port(env: Mapping[str, str] | None = None) -> str:
+    """$PORT as written (checked by `listen_port`), else DEFAULT_PORT."""
+    env = os.environ if env is None else env
+    return env.get("PORT") or str(DEFAULT_PORT)
+
+
+def listen_port(raw: str | int, flag: str = "--port") -> int:
+    """A TCP port from a flag or $PORT, or one line saying what is allowed."""
+    try:
+        port = int(raw)
+    except (TypeError, ValueError):
+        port = None
+    if port is None or not 1 <= port <= 65535:
+        raise MlapiError(f"{flag} must be an integer from 1 to 65535, got {raw!r}")
+    return port
+
+
+def default_modelo_path(env: Mapping[str, str] | None = None) -> Path:
+    """$MODELO_PATH, else ./modelo.pkl: where the Iris model is written and read."""
+    env = os.environ if env is None else env
+    return Path(env.get("MODELO_PATH") or DEFAULT_MODELO_PATH)
+
+
+def default_models_dir(env: Mapping[str, str] | None = None) -> Path:
+    """$MODELS_DIR, else ./models: the folder that holds sentiment/."""
+    env = os.environ if env is None else env
+    return Path(env.get("MODELS_DIR") or DEFAULT_MODELS_DIR)

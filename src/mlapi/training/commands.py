@@ -130,7 +130,7 @@ def _predict(args: argparse.Namespace) -> int:
     from mlapi.serving.sentiment import SentimentPredictor
 
     predictor = SentimentPredictor.load(Path(args.models_dir) / "sentiment")
-    for text, (label, probability) in zip(args.texts, predictor.predict(args.texts), strict=True):
+    for text, answer in zip(args.texts, predictor.predict(args.texts), strict=True):
         snippet = text if len(text) <= 60 else text[:57] + "..."
-        print(f"{label}\t{probability:.4f}\t{snippet}")
+        print(f"{answer['label']}\t{answer['score']:.4f}\t{snippet}")
     return 0

@@ -78,11 +78,17 @@ async function submitIris(event) {
   }
 }
 
+// A form whose model is not loaded has its fieldset disabled (the reason is shown above it);
+// requestSubmit() would still send it, so every programmatic submit goes through here.
+function submitUnlessDisabled(form) {
+  if (!form.querySelector("fieldset:disabled")) form.requestSubmit();
+}
+
 function wireExamples() {
   for (const button of document.querySelectorAll("[data-review]")) {
     button.addEventListener("click", () => {
       document.getElementById("review").value = button.dataset.review;
-      document.getElementById("sentiment-form").requestSubmit();
+      submitUnlessDisabled(document.getElementById("sentiment-form"));
     });
   }
   for (const button of document.querySelectorAll("[data-iris]")) {
@@ -90,7 +96,7 @@ function wireExamples() {
       const values = button.dataset.iris.split(",");
       const inputs = document.querySelectorAll("#iris-form input[type=number]");
       inputs.forEach((input, i) => { input.value = values[i]; });
-      document.getElementById("iris-form").requestSubmit();
+      submitUnlessDisabled(document.getElementById("iris-form"));
     });
   }
 }
@@ -116,7 +122,7 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("review").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
-      document.getElementById("sentiment-form").requestSubmit();
+      submitUnlessDisabled(document.getElementById("sentiment-form"));
     }
   });
   wireExamples();
