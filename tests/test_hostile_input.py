@@ -6,6 +6,7 @@ and bytes at every POST endpoint. Then the nasty cases by hand: huge, deeply nes
 NaN/Infinity.
 """
 
+import io
 import json
 
 import pytest
@@ -146,3 +147,64 @@ def test_body_over_the_limit_is_413(hostile_client, path):
     )
     assert_documented(response)
     assert response.status_code == 413
+
+
+def post_chunked(client, path, body: bytes):
+    """A body without Content-Length, as a chunked request reaches the app."""
+    return client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" + b"1," * (1 << 20) + b"1]",
+        json.dumps({"features": SETOSA}).encode() + b" " * (1 << 20) + b"garbage",
+    ],
+    ids=["2MiB", "valid-object-then-more"],
+)
+def test_a_chunked_body_over_the_limit_is_413_never_parsed(hostile_client, body):
+    # The worker refuses these before the app (tests/test_gunicorn_slow_clients.py); this is
+    # the app's own guard, for `python app.py` and any other server.
+    response = post_chunked(hostile_client, "/predict", body)
+    assert_documented(response)
+    assert response.status_code == 413
+
+
+def test_a_chunked_body_within_the_limit_is_read(hostile_client):
+    response = post_chunked(hostile_client, "/predict", json.dumps({"features": SETOSA}).encode())
+    assert response.status_code == 200
+
+
+MAX_ERROR_BYTES = 4096
+BIG_ERRORS = {
+    "60,000 unknown keys": json.dumps({f"k{i}": 1 for i in range(60_000)}).encode(),
+    "one 500,000-character key": json.dumps({"k" * 500_000: 1}).encode(),
+    "20,000 bad instances": json.dumps({"instances": [["x"] * 4] * 5000}).encode(),
+    "deeply nested field path": json.dumps({"instances": [[[[[1]]]]] * 9}).encode(),
+}
+
+
+@pytest.mark.parametrize("path", POST_ENDPOINTS)
+@pytest.mark.parametrize("name", [*BIG_ERRORS, *HAND_MADE])
+def test_every_error_answer_stays_small(hostile_client, path, name):
+    data = BIG_ERRORS.get(name, HAND_MADE.get(name))
+    response = hostile_client.post(path, data=data, content_type="application/json")
+    assert_documented(response)
+    assert len(response.get_data()) <= MAX_ERROR_BYTES
+
+
+def test_a_validation_error_lists_a_few_problems_and_counts_the_rest(hostile_client):
+    body = {f"k{i}": 1 for i in range(60_000)}
+    error = hostile_client.post("/predict", json=body).get_json()["error"]
+    assert error["message"].count("is not an accepted field") == 3
+    assert error["message"].endswith("; and 59,997 more problems")
+
+
+def test_a_404_for_a_long_path_stays_small(hostile_client):
+    response = hostile_client.get("/" + "a" * 8000)
+    assert response.status_code == 404 and len(response.get_data()) <= MAX_ERROR_BYTES

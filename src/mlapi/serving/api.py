@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import ClientDisconnected
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from mlapi.serving.errors import ApiError, validation_error
 
@@ -85,15 +85,19 @@ def read_json_object(example: str) -> dict[str, Any]:
 
 
 def _read_body() -> bytes:
-    """The raw body. Werkzeug refuses one over MAX_CONTENT_LENGTH (413) before reading it."""
+    """The raw body, never more than MAX_CONTENT_LENGTH: 413 before reading when its length is
+    announced (Werkzeug), 413 once it exceeds the limit when it is not (chunked)."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
     try:
-        return request.get_data(cache=False)
-    except ClientDisconnected as exc:
-        if isinstance(exc.__context__, TimeoutError):  # gunicorn's body read timeout
-            raise ApiError(
-                408, "The request body stopped arriving before it was complete; send it whole."
-            ) from None
-        raise
+        if request.content_length is not None or not request.environ.get("wsgi.input_terminated"):
+            return request.get_data(cache=False)
+        # Werkzeug's stream would stop at the limit silently: read the server's one, to limit + 1.
+        body = request.environ["wsgi.input"].read(limit + 1)
+    except ClientDisconnected:
+        raise ApiError(400, "The request body ended before it was complete.") from None
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    return body
 
 
 def validate(model: type[BaseModel], body: dict[str, Any]) -> BaseModel:

@@ -14,6 +14,11 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("mlapi.serving")
+# Every error answer stays small whatever the input: at most this many problems are listed
+# (then how many more), and a message or field path longer than its cap is cut.
+MAX_LISTED_PROBLEMS = 3
+MAX_MESSAGE_CHARS = 1000
+MAX_FIELD_CHARS = 200
 
 
 class ApiError(Exception):
@@ -27,18 +32,32 @@ class ApiError(Exception):
 
 
 def error_response(status: int, message: str, field: str | None = None):
-    error = {"status": status, "message": message}
+    error = {"status": status, "message": _cut(message, MAX_MESSAGE_CHARS)}
     if field:
-        error["field"] = field
+        error["field"] = _cut(field, MAX_FIELD_CHARS)
     error["request_id"] = g.get("request_id", "")
     return jsonify(error=error), status
 
 
 def validation_error(exc: ValidationError, accepted_fields: list[str]) -> ApiError:
-    """Turn pydantic's errors into one readable 400, pointing at the first bad field."""
-    problems = [(field_path(err["loc"]), _describe(err, accepted_fields)) for err in exc.errors()]
+    """Turn pydantic's errors into one readable 400, pointing at the first bad field.
+
+    It lists the first MAX_LISTED_PROBLEMS problems and says how many more there are.
+    """
+    errors = exc.errors(include_url=False, include_input=False)
+    problems = [
+        (_cut(field_path(err["loc"]), MAX_FIELD_CHARS), _describe(err, accepted_fields))
+        for err in errors[:MAX_LISTED_PROBLEMS]
+    ]
     message = "; ".join(f"{path}: {msg}" if path else msg for path, msg in problems)
+    if len(errors) > MAX_LISTED_PROBLEMS:
+        more = len(errors) - MAX_LISTED_PROBLEMS
+        message += f"; and {more:,} more problem{'s' if more > 1 else ''}"
     return ApiError(400, message, field=problems[0][0] or None)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def field_path(loc: tuple) -> str:

@@ -1,30 +1,26 @@
 """gunicorn settings for this workload (the repo's gunicorn.conf.py imports these).
 
 Requests are short and CPU-bound (both models run in ONNX Runtime; for Iris, most of a request
-is Flask and JSON), so: one worker process per core, and a few threads per worker. The threads are
-not there for speed (the GIL lets one run Python at a time) but so that a client that is slow to
-send its body holds one thread, not the whole worker: a sync worker is held by one client until
-that client has sent everything. `pre_request` below also bounds how long a body read may wait.
+is Flask and JSON), so: one worker process per core, and a few threads per worker (the GIL lets
+one run Python at a time; the threads overlap ONNX Runtime and socket writes).
 
-Workers are `mlapi.serving.gunicorn_worker.BalancedThreadWorker`: gthread workers that, once
-they hold a connection per thread, leave new connections to a sibling for a moment, so that
-clients connecting together are spread over the workers (plain gthread sometimes serves them all
-from one worker, on one core).
-
-Limits: a worker has THREADS threads, and a connection stays with the worker that accepted
-it (a worker still accepts, later, when all its threads are busy). Up to THREADS - 1 stalled
-uploads leave every worker answering; with more, requests that land on a full worker wait until
-a stalled read times out (BODY_TIMEOUT, then up to 5 s more while gunicorn tries to drain the
-rest of that body). A client that keeps trickling bytes, or stalls inside its headers, is not
-cut off by that timeout. Facing the internet, put a buffering reverse proxy in front (nginx
-reads whole requests before passing them on, by default), so gunicorn sees complete requests.
+Workers are `mlapi.serving.gunicorn_worker.BufferingThreadWorker`: gthread workers whose poller
+holds each connection until its whole request has arrived, so idle and slow clients cost a file
+descriptor, never a thread (benchmarks/hostile_clients.py). The poller enforces, per connection:
+the first byte within GUNICORN_FIRST_BYTE_TIMEOUT (else closed), the headers within
+GUNICORN_HEADER_TIMEOUT of it and the body within GUNICORN_BODY_TIMEOUT of the headers (else
+408); a body over MAX_BODY_BYTES is a 413 before it is read, whatever its framing; a worker
+holding `worker_connections` connections answers new ones 503 instead of queueing them. It does
+not serve TLS or HTTP/2: terminate those in a proxy in front.
 
 Every value can be overridden on the gunicorn command line or with GUNICORN_CMD_ARGS.
-Environment: HOST, PORT, WEB_CONCURRENCY (workers), GUNICORN_THREADS, GUNICORN_BODY_TIMEOUT,
-LOG_LEVEL.
+Environment: HOST, PORT, WEB_CONCURRENCY (workers), GUNICORN_THREADS,
+GUNICORN_WORKER_CONNECTIONS, GUNICORN_FIRST_BYTE_TIMEOUT, GUNICORN_HEADER_TIMEOUT,
+GUNICORN_BODY_TIMEOUT, LOG_LEVEL.
 """
 
 import os
+import resource
 
 from mlapi.serving.settings import default_host, default_port, listen_port
 
@@ -37,10 +33,20 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _worker_connections() -> int:
+    """GUNICORN_WORKER_CONNECTIONS (500), kept below the open-file limit with a margin."""
+    wanted = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "500"))
+    soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft_limit != resource.RLIM_INFINITY:
+        wanted = min(wanted, soft_limit - 128)
+    return max(wanted, 1)
+
+
 bind = f"{default_host()}:{listen_port(default_port(), 'PORT')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", _usable_cpus()))
-worker_class = "mlapi.serving.gunicorn_worker.BalancedThreadWorker"  # gthread, balanced
+worker_class = "mlapi.serving.gunicorn_worker.BufferingThreadWorker"  # gthread + buffering poller
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_connections = _worker_connections()  # per worker; then 503
 timeout = 30  # a worker whose main loop is silent this long is killed and replaced
 graceful_timeout = 30  # SIGTERM: in-flight requests get this long to finish
 keepalive = 5  # seconds an idle keep-alive connection is kept (a proxy in front reuses them)
@@ -59,18 +65,3 @@ accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)sB %(M)sms rid=%({x-request-id}o)s'
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
-
-# Seconds a request-body read may wait for the next bytes before the request fails (400) and its
-# thread is free again. 5 s is gunicorn's own wait for a new connection's first bytes.
-BODY_TIMEOUT = float(os.environ.get("GUNICORN_BODY_TIMEOUT", "5"))
-
-
-def pre_request(worker, req):
-    """Bound every socket read of this request's body (gthread reads it in a worker thread).
-
-    gunicorn puts the socket back in blocking mode (no timeout) before it reads the next
-    request's headers, so this applies to bodies only.
-    """
-    sock = getattr(getattr(req, "unreader", None), "sock", None)
-    if sock is not None:
-        sock.settimeout(BODY_TIMEOUT)
