@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
@@ -10,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
+from mlapi.serving import security
 from mlapi.serving.errors import ApiError, validation_error
 
 bp = Blueprint("api", __name__)
@@ -30,22 +30,12 @@ def serving_state():
 def require_api_key() -> None:
     """When API_KEY is set, every endpoint here needs it (Bearer or X-API-Key)."""
     expected = serving_state().settings.api_key
-    if not expected:
-        return
-    presented = _presented_key()
-    if presented is None or not hmac.compare_digest(presented.encode(), expected.encode()):
+    if expected and not security.key_matches(security.presented_key(), expected):
         raise ApiError(
             401,
             "Missing or wrong API key. Send it as 'Authorization: Bearer <key>' "
             "or 'X-API-Key: <key>'.",
         )
-
-
-def _presented_key() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.headers.get("X-API-Key")
 
 
 def is_json_mimetype(mimetype: str) -> bool:
@@ -149,7 +139,7 @@ def v1_model_status(name: str):
     if slot is None:
         raise ApiError(404, _unknown_model(name))
     if not slot.loaded:
-        return jsonify(name=name, ready=False, problem=slot.problem)
+        return jsonify(name=name, ready=False, problem=security.public_text(slot.problem))
     return jsonify(name=name, ready=True, **slot.predictor.info())
 
 

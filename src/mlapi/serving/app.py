@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from flask import Flask, g, request
 from pydantic import BaseModel
 
-from mlapi.serving import api, pages, schemas
+from mlapi.serving import api, pages, schemas, security
 from mlapi.serving.errors import register_error_handlers
 from mlapi.serving.iris import IrisPredictor
 from mlapi.serving.registry import ModelRegistry
@@ -67,6 +67,7 @@ def create_app(settings: ServingSettings | None = None) -> Flask:
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
     register_error_handlers(app)
+    security.init_app(app, settings.trusted_hosts)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     return app

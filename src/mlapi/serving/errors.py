@@ -111,7 +111,12 @@ _HTTP_MESSAGES = {
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        response, status = error_response(exc.status, exc.message, exc.field)
+        message = exc.message
+        if exc.status == 503:  # a model that is not available: its reason may name files
+            from mlapi.serving.security import public_text
+
+            message = public_text(message)
+        response, status = error_response(exc.status, message, exc.field)
         if status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="mlapi"'
         return response, status

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, request
 
+from mlapi.serving import security
 from mlapi.serving.api import serving_state
 from mlapi.serving.errors import error_response
 from mlapi.serving.openapi import openapi_document
+from mlapi.serving.settings import DEFAULT_HOST, DEFAULT_PORT
 
 bp = Blueprint("pages", __name__)
 
@@ -29,7 +31,8 @@ def index():
         needs_key=bool(state.settings.api_key),
         sentiment=_card(state.registry.slots["sentiment"], _sentiment_text),
         iris=_card(state.registry.slots["iris"], _iris_text),
-        curl_lines=_curl_lines(request.host_url.rstrip("/")),
+        origin=_page_origin(state.settings),
+        curl_lines=CURL_LINES,
     )
 
 
@@ -37,7 +40,7 @@ def _card(slot, describe) -> dict:
     """What a model's card shows: a summary when loaded, else why not (its form is disabled)."""
     if slot.loaded:
         return {"ready": True, "summary": describe(slot.predictor.info())}
-    return {"ready": False, "summary": f"Not available: {slot.problem}"}
+    return {"ready": False, "summary": f"Not available: {security.public_text(slot.problem)}"}
 
 
 def _sentiment_text(info: dict) -> str:
@@ -54,15 +57,24 @@ def _iris_text(info: dict) -> str:
     )
 
 
-def _curl_lines(base_url: str) -> list[str]:
-    post = f"curl -s -X POST -H 'Content-Type: application/json' {base_url}"
-    return [
-        f"{post}/predict -d '{{\"features\": [5.1, 3.5, 1.4, 0.2]}}'",
-        f"{post}/predict -d '{{\"instances\": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}}'",
-        f'{post}/sentiment -d \'{{"text": "A wonderful, moving film."}}\'',
-        f'{post}/v1/models/sentiment:predict -d \'{{"instances": ["Great!", "Dull."]}}\'',
-        f"curl -s {base_url}/models",
-    ]
+_POST = "curl -s -X POST -H 'Content-Type: application/json' "
+# (before, after) the server's address in each line; the page's script puts in the address the
+# browser used (location.origin), so the Host header is never written into the page.
+CURL_LINES = [
+    (_POST, "/predict -d '{\"features\": [5.1, 3.5, 1.4, 0.2]}'"),
+    (_POST, "/predict -d '{\"instances\": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}'"),
+    (_POST, '/sentiment -d \'{"text": "A wonderful, moving film."}\''),
+    (_POST, '/v1/models/sentiment:predict -d \'{"instances": ["Great!", "Dull."]}\''),
+    ("curl -s ", "/models"),
+]
+
+
+def _page_origin(settings) -> str:
+    """The address shown before the script runs: the request's, only when TRUSTED_HOSTS has
+    vouched for its Host; otherwise the default one."""
+    if settings.trusted_hosts:
+        return request.host_url.rstrip("/")
+    return f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 
 @bp.get("/health")
@@ -78,7 +90,9 @@ def ready():
     registry = serving_state().registry
     missing = registry.missing()
     if missing:
-        problems = "; ".join(f"{name}: {problem}" for name, problem in missing.items())
+        problems = "; ".join(
+            f"{name}: {security.public_text(problem)}" for name, problem in missing.items()
+        )
         return error_response(503, f"Not ready. {problems}")
     return jsonify(status="ready", models=list(registry.required))
 
@@ -95,5 +109,5 @@ def openapi():
 
 def _model_info(slot) -> dict:
     if not slot.loaded:
-        return {"name": slot.name, "loaded": False, "problem": slot.problem}
+        return {"name": slot.name, "loaded": False, "problem": security.public_text(slot.problem)}
     return {"name": slot.name, "loaded": True, **slot.predictor.info()}

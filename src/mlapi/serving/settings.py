@@ -31,6 +31,11 @@ ENV_VARS = {
     "sentiment_max_chars": "SENTIMENT_MAX_CHARS",
     "api_key": "API_KEY",
     "serve_models": "SERVE_MODELS",
+    # Hostile clients and the trust model (issue 16)
+    "trusted_hosts": "TRUSTED_HOSTS",
+    "allow_pickle": "ALLOW_PICKLE",
+    "sentiment_max_tokens": "SENTIMENT_MAX_TOKENS",
+    "max_concurrent_predictions": "MAX_CONCURRENT_PREDICTIONS",
 }
 
 
@@ -45,6 +50,11 @@ class ServingSettings:
     api_key: str | None = None  # when set, prediction endpoints require it
     # The models the server must load to be ready; None: Iris, and sentiment when installed.
     serve_models: tuple[str, ...] | None = None
+    # Hostile clients and the trust model (README: Limits and settings, Trust model).
+    trusted_hosts: tuple[str, ...] | None = None  # Host names served; None: any, never reflected
+    allow_pickle: bool = True  # False: Iris only from modelo.onnx, a pickle is never loaded
+    sentiment_max_tokens: int = 256 * 200  # texts x model input length, per request
+    max_concurrent_predictions: int = 2  # per worker; more wait (see sentiment memory)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServingSettings:
@@ -53,7 +63,7 @@ class ServingSettings:
         values = {}
         for field in dataclasses.fields(cls):
             raw = env.get(ENV_VARS[field.name])
-            if raw not in (None, ""):
+            if raw not in (None, "") or (field.name == "api_key" and raw is not None):
                 values[field.name] = _parse(field.name, raw)
         values.update({k: _parse(k, v) for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -61,9 +71,14 @@ class ServingSettings:
         return settings
 
     def _check(self) -> None:
-        for name in ("max_body_bytes", "max_batch", "sentiment_max_batch", "sentiment_max_chars"):
+        positive = ("max_body_bytes", "max_batch", "sentiment_max_batch", "sentiment_max_chars")
+        for name in (*positive, "sentiment_max_tokens", "max_concurrent_predictions"):
             if getattr(self, name) < 1:
                 raise MlapiError(f"{ENV_VARS[name]} must be a positive integer")
+        if self.api_key is not None and not self.api_key.strip():
+            raise MlapiError(
+                "API_KEY is set but empty: set a key, or unset API_KEY to serve without one"
+            )
 
     @property
     def sentiment_dir(self) -> Path:
@@ -87,6 +102,10 @@ def _parse(name: str, raw):
         return Path(raw)
     if name == "serve_models":
         return _model_names(raw)
+    if name == "trusted_hosts":
+        return _host_names(raw)
+    if name == "allow_pickle":
+        return _flag(name, raw)
     if name == "api_key" or not isinstance(raw, str):
         return raw
     try:
@@ -102,6 +121,22 @@ def _model_names(raw) -> tuple[str, ...]:
         allowed = ", ".join(MODEL_NAMES)
         raise MlapiError(f"SERVE_MODELS must be a comma-separated list of {allowed}, got {raw!r}")
     return tuple(dict.fromkeys(names))
+
+
+def _host_names(raw) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in raw.split(",")) if isinstance(raw, str) else tuple(raw)
+    if not names or not all(names):
+        raise MlapiError(f"TRUSTED_HOSTS must be a comma-separated list of host names, got {raw!r}")
+    return names
+
+
+def _flag(name: str, raw) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value not in ("0", "1", "true", "false"):
+        raise MlapiError(f"{ENV_VARS[name]} must be 0 or 1, got {raw!r}")
+    return value in ("1", "true")
 
 
 def default_host(env: Mapping[str, str] | None = None) -> str:

@@ -101,6 +101,11 @@ function wireExamples() {
   }
 }
 
+// The curl lines name this server as the browser reached it (never from the Host header).
+function showOrigin() {
+  for (const span of document.querySelectorAll("code .origin")) span.textContent = location.origin;
+}
+
 function wireCopyButtons() {
   for (const button of document.querySelectorAll("button.copy")) {
     button.addEventListener("click", async () => {
@@ -127,4 +132,5 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   wireExamples();
   wireCopyButtons();
+  showOrigin();
 });
