@@ -221,3 +221,31 @@ def test_interrupted_extraction_leaves_nothing(imdb_archive, monkeypatch):
         imdb.find_dataset(imdb_archive)
     assert calls == 30
     assert cache_files() == []
+
+
+def archive_bytes(path) -> int:
+    with tarfile.open(path) as tar:
+        return sum(member.size for member in tar)
+
+
+@pytest.mark.parametrize("cap", ["MAX_MEMBER_BYTES", "MAX_TOTAL_BYTES"])
+def test_an_archive_over_the_size_caps_is_refused_and_leaves_nothing(tmp_path, monkeypatch, cap):
+    normal_total = archive_bytes(make_imdb_archive(tmp_path / "ok.tar.gz", N_PER_LABEL, N_UNSUP))
+    big = tarfile.TarInfo("aclImdb/train/pos/99999_9.txt")
+    big.size = 6000
+    bomb = make_imdb_archive(tmp_path / "bomb.tar.gz", N_PER_LABEL, N_UNSUP, extra_members=[big])
+    limit = {"MAX_MEMBER_BYTES": 5000, "MAX_TOTAL_BYTES": normal_total + 5000}[cap]
+    monkeypatch.setattr(fetch, cap, limit)
+    message = {
+        "MAX_MEMBER_BYTES": "is 6,000 bytes, over the limit of 5,000 per file",
+        "MAX_TOTAL_BYTES": f"add up to more than the limit of {limit:,} bytes",
+    }[cap]
+    with pytest.raises(DataError, match=f"refusing to extract .*bomb.tar.gz: .*{message}"):
+        imdb.find_dataset(bomb)
+    assert cache_files() == []
+
+
+def test_the_size_caps_let_a_normal_archive_through(imdb_archive):
+    # The real archive: 100,016 members, 138.6 MB in all, the largest 2.45 MB.
+    assert fetch.MAX_MEMBER_BYTES > 2_450_000 and fetch.MAX_TOTAL_BYTES > 138_643_288
+    assert imdb.find_dataset(imdb_archive).is_relative_to(cache_dir())

@@ -74,7 +74,7 @@ def create_app(settings: ServingSettings | None = None) -> Flask:
 
 
 LOADERS = {
-    "iris": lambda settings: IrisPredictor.load(settings.modelo_path),
+    "iris": lambda settings: IrisPredictor.load(settings.modelo_path, settings.allow_pickle),
     "sentiment": lambda settings: SentimentPredictor.load(settings.sentiment_dir),
 }
 

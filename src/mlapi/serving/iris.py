@@ -1,8 +1,14 @@
 """The Iris predictor: ONNX Runtime when `modelo.onnx` exists, else the pickle.
 
-Both files are checked against the sha256 in their sidecar before they are
-loaded (`mlapi.artifacts.verified_metadata`, the check every model goes through): a
-pickle can run code when it is loaded, so we only load what our own training wrote.
+Both files are checked against the sha256 in their sidecar before they are loaded
+(`mlapi.artifacts.verified_metadata`, the check every model goes through).
+
+Trust model (README: Trust model). The sha256 is an integrity check, not a security boundary:
+it catches a file that is corrupt, half copied or swapped for another run's, but whoever can
+write `modelo.pkl` can write its sidecar too, and unpickling runs whatever code the pickle
+holds, in every worker. So the model files must be writable only by whom you trust to run code
+on the server. ALLOW_PICKLE=0 refuses pickles: Iris is then served from `modelo.onnx` only
+(ONNX holds no code), and a missing one is a model that is not available.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from mlapi.artifacts import verified_metadata
+from mlapi.errors import ArtifactError
 
 TRAIN_HINT = "Train it with: python train_model.py (or: mlapi train iris)."
 
@@ -27,13 +34,19 @@ class IrisPredictor:
         self.class_names: list[str] = list(metadata["class_names"])
 
     @classmethod
-    def load(cls, pickle_path: str | os.PathLike) -> IrisPredictor:
+    def load(cls, pickle_path: str | os.PathLike, allow_pickle: bool = True) -> IrisPredictor:
         pickle_path = Path(pickle_path)
         onnx_path = pickle_path.with_suffix(".onnx")
         if onnx_path.is_file():
             metadata = verified_metadata(onnx_path, what="Iris model", hint=TRAIN_HINT)
             return cls(_onnx_runner(onnx_path), metadata, "onnx")
+        if not allow_pickle:
+            raise ArtifactError(
+                f"no Iris model at {onnx_path}, and ALLOW_PICKLE=0 refuses {pickle_path.name}. "
+                f"{TRAIN_HINT} It writes {onnx_path.name} beside {pickle_path.name}."
+            )
         metadata = verified_metadata(pickle_path, what="Iris model", hint=TRAIN_HINT)
+        # Trusted because the files are (see the module docstring), not because of the sha256.
         with open(pickle_path, "rb") as f:
             model = pickle.load(f)
         return cls(model.predict_proba, metadata, "pickle")
