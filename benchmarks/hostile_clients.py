@@ -20,6 +20,17 @@ What it does (about 2 x DURATION + 15 seconds):
    how often the server closed an attacker; plus the command, settings and load average.
 
 Goal (issue 16): under attack, /health and /predict p99 <= 200 ms, every probe answered 200.
+
+    python benchmarks/hostile_clients.py --memory [--memory-clients 8] [--memory-requests 3]
+
+measures memory instead (about two minutes; it needs torch to export a seed-size LSTM with random
+weights, as benchmarks/sentiment_serving.py does): for the server with its limits, then with them
+lifted (SENTIMENT_MAX_TOTAL_CHARS and MAX_CONCURRENT_LARGE_REQUESTS very large), MEMORY_CLIENTS
+clients at once each send MEMORY_REQUESTS pairs of maximal sentiment batches (256 reviews adding
+up to the most the server allows, and 256 reviews filling a 1 MiB body). It records each worker's
+RSS before, its peak (sampled every 50 ms) and 3 s after (default out:
+benchmarks/results/hostile_clients_memory.json). Goal: peak <= 400 MB per worker, back near the
+baseline after.
 """
 
 from __future__ import annotations
@@ -42,6 +53,8 @@ from mlapi.artifacts import atomic_write_json, utc_now_iso
 from mlapi.testing import REPO_ROOT, GunicornServer, server_env
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "hostile_clients.json"
+DEFAULT_MEMORY_OUT = REPO_ROOT / "benchmarks" / "results" / "hostile_clients_memory.json"
+GOAL_PEAK_RSS_MB = 400.0
 PREDICT_BODY = b'{"features": [5.1, 3.5, 1.4, 0.2]}'
 PROBE_INTERVAL_S = 0.1
 PROBE_TIMEOUT_S = 5.0
@@ -58,8 +71,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20, help="seconds per phase (max 120)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--gunicorn-args", default="", help="extra gunicorn flags, to compare")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--memory", action="store_true", help="measure worker memory instead")
+    parser.add_argument("--memory-clients", type=int, default=8, help="(max 32)")
+    parser.add_argument("--memory-requests", type=int, default=3, help="per client (max 10)")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = DEFAULT_MEMORY_OUT if args.memory else DEFAULT_OUT
+    if not (1 <= args.memory_clients <= 32 and 1 <= args.memory_requests <= 10):
+        parser.error("--memory-clients must be 1-32 and --memory-requests 1-10")
     for name, limit in LIMITS.items():
         value = getattr(args, name)
         if not 0 <= value <= limit:
@@ -69,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.memory:
+        return memory_main(args)
     with tempfile.TemporaryDirectory(prefix="mlapi-hostile-") as tmp:
         tmp = Path(tmp)
         from mlapi.iris_model import train_and_save
@@ -263,6 +285,102 @@ def hostile_phase(port: int, args: argparse.Namespace) -> dict:
         "closed_by_server": dict(attackers.closed_by_server),
     }
     return phase
+
+
+# --- memory: concurrent maximal sentiment batches -------------------------------------------
+
+
+def memory_main(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from sentiment_serving import review, seed_size_network
+
+    from mlapi.iris_model import train_and_save
+    from mlapi.serving.settings import ServingSettings
+
+    defaults = ServingSettings()
+    words = " ".join(review(4000, seed) for seed in range(2))
+    allowed = defaults.sentiment_max_total_chars // defaults.sentiment_max_batch
+    bodies = {
+        "within the budget": {"texts": [words[:allowed]] * defaults.sentiment_max_batch},
+        "filling 1 MiB": {"texts": [words[:3900]] * defaults.sentiment_max_batch},
+    }
+    payloads = {name: json.dumps(body).encode() for name, body in bodies.items()}
+    assert all(len(p) < defaults.max_body_bytes for p in payloads.values())
+    lifted = {"SENTIMENT_MAX_TOTAL_CHARS": "100000000", "MAX_CONCURRENT_LARGE_REQUESTS": "64"}
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="mlapi-memory-") as tmp:
+        tmp = Path(tmp)
+        seed_size_network(tmp / "models")
+        train_and_save(tmp / "modelo.pkl")
+        for name, extra in (("limits", {}), ("limits lifted", lifted)):
+            env = server_env(MODELO_PATH=str(tmp / "modelo.pkl"), MODELS_DIR=str(tmp / "models"))
+            env.update(extra)
+            with GunicornServer(env, "-w", str(args.workers), log_path=tmp / f"{name}.log") as srv:
+                results[name] = memory_run(srv, payloads, args)
+            print(f"{name}: {json.dumps(results[name])}", flush=True)
+    report = {
+        "created_at": utc_now_iso(),
+        "command": "python benchmarks/hostile_clients.py " + shlex.join(sys.argv[1:]),
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "requests": {name: len(p) for name, p in payloads.items()},
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": list(os.getloadavg())},
+        "goal": {"peak_rss_mb_at_most": GOAL_PEAK_RSS_MB},
+        "runs": results,
+    }
+    atomic_write_json(args.out, report)
+    print(f"saved {args.out}")
+    return 0
+
+
+def memory_run(server: GunicornServer, payloads: dict[str, bytes], args) -> dict:
+    import requests
+
+    from mlapi.testing import rss_mb
+
+    url = f"{server.base_url}/sentiment"
+    headers = {"Content-Type": "application/json"}
+    for _ in range(4):  # each worker tokenizes once before the baseline
+        requests.post(url, data=b'{"text": "A fine film."}', headers=headers, timeout=30)
+    pids = server.worker_pids()
+    baseline = {pid: rss_mb(pid) for pid in pids}
+    peak = dict(baseline)
+    statuses: Counter = Counter()
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for pid in pids:
+                peak[pid] = max(peak[pid], rss_mb(pid))
+            time.sleep(0.05)
+
+    def client() -> None:
+        for _ in range(args.memory_requests):
+            for name, payload in payloads.items():
+                try:
+                    answer = requests.post(url, data=payload, headers=headers, timeout=120)
+                    statuses[f"{name}: {answer.status_code}"] += 1
+                except requests.RequestException as exc:
+                    statuses[f"{name}: {type(exc).__name__}"] += 1
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    clients = [threading.Thread(target=client) for _ in range(args.memory_clients)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join()
+    done.set()
+    sampler.join()
+    time.sleep(3)
+    after = {pid: rss_mb(pid) for pid in pids}
+    return {
+        "statuses": dict(statuses),
+        "workers": [
+            {"baseline_mb": baseline[p], "peak_mb": peak[p], "after_3s_mb": after[p]} for p in pids
+        ],
+        "peak_rss_mb_max": max(peak.values()),
+        "goal_met": max(peak.values()) <= GOAL_PEAK_RSS_MB,
+    }
 
 
 def print_table(report: dict) -> None:

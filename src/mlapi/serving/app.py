@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from flask import Flask, g, request
 from pydantic import BaseModel
 
-from mlapi.serving import api, pages, schemas, security
+from mlapi.serving import api, limits, pages, schemas, security
 from mlapi.serving.errors import register_error_handlers
 from mlapi.serving.iris import IrisPredictor
 from mlapi.serving.registry import ModelRegistry
@@ -34,14 +34,19 @@ class RequestSchemas:
         return cls(
             iris=schemas.iris_request_model(settings.max_batch),
             sentiment=schemas.sentiment_request_model(
-                settings.sentiment_max_batch, settings.sentiment_max_chars
+                settings.sentiment_max_batch,
+                settings.sentiment_max_chars,
+                settings.sentiment_max_total_chars,
             ),
             v1={
                 "iris": schemas.v1_request_model(
                     schemas.IrisRow, settings.max_batch, "V1IrisPredictRequest"
                 ),
                 "sentiment": schemas.v1_request_model(
-                    text, settings.sentiment_max_batch, "V1SentimentPredictRequest"
+                    text,
+                    settings.sentiment_max_batch,
+                    "V1SentimentPredictRequest",
+                    settings.sentiment_max_total_chars,
                 ),
             },
         )
@@ -68,6 +73,7 @@ def create_app(settings: ServingSettings | None = None) -> Flask:
     app.after_request(_echo_request_id)
     register_error_handlers(app)
     security.init_app(app, settings.trusted_hosts)
+    limits.init_app(app, settings.max_concurrent_large)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -108,7 +108,19 @@ def sentiment_text_type(max_chars: int):
     ]
 
 
-def sentiment_request_model(max_batch: int, max_chars: int) -> type[BaseModel]:
+def check_total_chars(texts: list[str] | None, max_total_chars: int | None) -> None:
+    """All the texts of one request together: what tokenizing them costs in memory."""
+    total = sum(map(len, texts or ()))
+    if max_total_chars is not None and total > max_total_chars:
+        raise ValueError(
+            f"the texts add up to {total:,} characters, more than the {max_total_chars:,} "
+            "allowed in one request; send them in several requests"
+        )
+
+
+def sentiment_request_model(
+    max_batch: int, max_chars: int, max_total_chars: int | None = None
+) -> type[BaseModel]:
     Text = sentiment_text_type(max_chars)
 
     class SentimentRequest(BaseModel):
@@ -121,16 +133,25 @@ def sentiment_request_model(max_batch: int, max_chars: int) -> type[BaseModel]:
         @model_validator(mode="after")
         def _one_of(self):
             _exactly_one(self, "text", "texts")
+            check_total_chars(self.texts, max_total_chars)
             return self
 
     return SentimentRequest
 
 
-def v1_request_model(item_type, max_batch: int, title: str) -> type[BaseModel]:
+def v1_request_model(
+    item_type, max_batch: int, title: str, max_total_chars: int | None = None
+) -> type[BaseModel]:
     """KServe V1 / TensorFlow Serving REST: {"instances": [...]}."""
 
     class V1PredictRequest(_Strict):
         instances: Annotated[list[item_type], Field(min_length=1, max_length=max_batch)]
+
+        @model_validator(mode="after")
+        def _budget(self):
+            if max_total_chars is not None:
+                check_total_chars(self.instances, max_total_chars)
+            return self
 
     V1PredictRequest.__name__ = V1PredictRequest.__qualname__ = title
     V1PredictRequest.model_config["title"] = title

@@ -34,8 +34,8 @@ ENV_VARS = {
     # Hostile clients and the trust model (issue 16)
     "trusted_hosts": "TRUSTED_HOSTS",
     "allow_pickle": "ALLOW_PICKLE",
-    "sentiment_max_tokens": "SENTIMENT_MAX_TOKENS",
-    "max_concurrent_predictions": "MAX_CONCURRENT_PREDICTIONS",
+    "sentiment_max_total_chars": "SENTIMENT_MAX_TOTAL_CHARS",
+    "max_concurrent_large": "MAX_CONCURRENT_LARGE_REQUESTS",
 }
 
 
@@ -53,8 +53,8 @@ class ServingSettings:
     # Hostile clients and the trust model (README: Limits and settings, Trust model).
     trusted_hosts: tuple[str, ...] | None = None  # Host names served; None: any, never reflected
     allow_pickle: bool = True  # False: Iris only from modelo.onnx, a pickle is never loaded
-    sentiment_max_tokens: int = 256 * 200  # texts x model input length, per request
-    max_concurrent_predictions: int = 2  # per worker; more wait (see sentiment memory)
+    sentiment_max_total_chars: int = 300_000  # all texts of one request together
+    max_concurrent_large: int = 1  # requests over 64 KiB a worker runs at once; others wait
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServingSettings:
@@ -72,7 +72,7 @@ class ServingSettings:
 
     def _check(self) -> None:
         positive = ("max_body_bytes", "max_batch", "sentiment_max_batch", "sentiment_max_chars")
-        for name in (*positive, "sentiment_max_tokens", "max_concurrent_predictions"):
+        for name in (*positive, "sentiment_max_total_chars", "max_concurrent_large"):
             if getattr(self, name) < 1:
                 raise MlapiError(f"{ENV_VARS[name]} must be a positive integer")
         if self.api_key is not None and not self.api_key.strip():
