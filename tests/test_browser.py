@@ -77,6 +77,9 @@ def test_both_forms_end_to_end(browser, start_gunicorn, iris_model_path, sentime
     base_url = start_gunicorn(env, "-w", "1")
     browser.get(base_url + "/")
     assert "mlapi" in browser.title
+    # Under the page's strict CSP the script ran: the curl lines name the address in use.
+    origins = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "code .origin")}
+    assert origins == {base_url}
 
     # Sentiment, with the keyboard only: type, then Ctrl+Enter.
     review = browser.find_element(By.ID, "review")

@@ -140,6 +140,21 @@ def read_answer(client: socket.socket) -> tuple[int, dict]:
     return response.status, json.loads(response.read())
 
 
+@pytest.mark.parametrize("raw", ["soon", "0", "-1", "inf"])
+def test_a_bad_deadline_says_which_variable(raw):
+    from mlapi.errors import MlapiError
+
+    with pytest.raises(MlapiError, match="GUNICORN_HEADER_TIMEOUT must be a positive number"):
+        gunicorn_worker.ConnectionLimits.from_env(10, env={"GUNICORN_HEADER_TIMEOUT": raw})
+
+
+def test_deadlines_come_from_the_environment():
+    env = {"GUNICORN_FIRST_BYTE_TIMEOUT": "1.5", "GUNICORN_BODY_TIMEOUT": "7"}
+    limits = gunicorn_worker.ConnectionLimits.from_env(10, env=env)
+    assert (limits.first_byte_s, limits.headers_s, limits.body_s) == (1.5, 10.0, 7.0)
+    assert limits.max_connections == 10 and limits.max_body_bytes == 1 << 20
+
+
 def test_an_idle_connection_costs_no_thread_and_is_closed_at_its_first_byte_deadline(
     make_worker, connect
 ):

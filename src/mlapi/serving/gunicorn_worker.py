@@ -20,7 +20,8 @@ It also keeps the earlier balancing: once a worker has as many active connection
 waits ACCEPT_DEFER_S before accepting, so that an idle sibling takes the connection (clients that
 connect together were otherwise all served by one worker, on one core).
 
-TLS and HTTP/2 are not supported by this worker (a buffering proxy would terminate them).
+With TLS configured (certfile), it falls back to gthread's own behaviour, without these
+protections: terminate TLS in a proxy in front. HTTP/2 is not served.
 """
 
 from __future__ import annotations
@@ -81,9 +82,21 @@ class ConnectionLimits:
             "headers_s": "GUNICORN_HEADER_TIMEOUT",
             "body_s": "GUNICORN_BODY_TIMEOUT",
         }
-        values = {key: float(env[name]) for key, name in names.items() if env.get(name)}
+        values = {key: _seconds(name, env[name]) for key, name in names.items() if env.get(name)}
         max_body = ServingSettings.from_env(env).max_body_bytes
         return cls(**values, max_body_bytes=max_body, max_connections=max_connections)
+
+
+def _seconds(name: str, raw: str) -> float:
+    from mlapi.errors import MlapiError
+
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise MlapiError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
 
 
 def should_defer_accept(active_connections: int, threads: int) -> bool:
@@ -131,6 +144,8 @@ class BufferingThreadWorker(ThreadWorker):
     # --- accepting --------------------------------------------------------------------------
 
     def accept(self, listener):
+        if self.cfg.is_ssl:  # TLS is not read in the poller: gthread's own behaviour
+            return super().accept(listener)
         if should_defer_accept(self.active_connections(), self.cfg.threads):
             time.sleep(ACCEPT_DEFER_S)  # a sibling with free threads accepts first
         try:
@@ -168,6 +183,8 @@ class BufferingThreadWorker(ThreadWorker):
 
     def on_client_socket_readable(self, conn, client):
         """A kept-alive connection has bytes: receive its next request here, not in a thread."""
+        if self.cfg.is_ssl:
+            return super().on_client_socket_readable(conn, client)
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
         self.receive(conn, time.monotonic() + self.limits.headers_s)
