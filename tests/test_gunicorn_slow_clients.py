@@ -96,7 +96,9 @@ def predict(base_url: str, timeout: float) -> requests.Response:
 def test_hostile_connections_beyond_the_threads_leave_the_server_answering(
     start_gunicorn, iris_model_path, attack
 ):
-    base_url = start_gunicorn(server_env(MODELO_PATH=str(iris_model_path)), *ONE_WORKER)
+    deadlines = {f"GUNICORN_{n}_TIMEOUT": "60" for n in ("FIRST_BYTE", "HEADER", "BODY")}
+    env = server_env(MODELO_PATH=str(iris_model_path), **deadlines)  # this test is not about them
+    base_url = start_gunicorn(env, *ONE_WORKER)
     hostile = [attack(base_url) for _ in range(12)]  # 6 per thread
     try:
         wait_until_accepted(base_url, hostile)
@@ -162,6 +164,10 @@ def test_over_its_connection_limit_a_worker_answers_503_not_a_queue(
 ):
     env = server_env(MODELO_PATH=str(iris_model_path), GUNICORN_WORKER_CONNECTIONS="4")
     base_url = start_gunicorn(env, *ONE_WORKER)
+    deadline = time.monotonic() + 10  # the start-up health checks' connections are closed
+    while accepted_client_ports(urlsplit(base_url).port):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     hostile = [open_idle(base_url) for _ in range(4)]
     try:
         wait_until_accepted(base_url, hostile)

@@ -303,6 +303,23 @@ def test_over_the_connection_limit_a_worker_answers_503(make_worker, connect):
     assert len(worker.worker.receiving) == 2  # the first two are still held, costing no thread
 
 
+def test_arriving_requests_may_hold_only_so_much_memory_together(make_worker, connect, monkeypatch):
+    monkeypatch.setattr(gunicorn_worker, "MAX_BUFFERED_BYTES", 2 * len(REQUEST) - 10)
+    worker = make_worker()
+    first, second = connect(), connect()
+    worker.accept()
+    worker.accept()
+    first.sendall(REQUEST[:-1])  # held, waiting for its last byte
+    worker.pump()
+    second.sendall(REQUEST[:-1])  # would go over the cap
+    worker.pump()
+    status, answer = read_answer(second)
+    assert status == 503 and "too many large requests" in answer["error"]["message"]
+    first.sendall(REQUEST[-1:])
+    worker.pump()
+    assert len(worker.dispatched) == 1 and worker.worker.buffered_bytes == 0
+
+
 @pytest.fixture
 def waits(monkeypatch):
     class Waits(list):

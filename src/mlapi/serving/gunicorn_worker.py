@@ -8,6 +8,7 @@ client. On the poller's side:
 
 - deadlines per stage (ConnectionLimits): the first byte, the headers, the body. A connection
   that sent nothing is closed; one that stalls mid-request gets a 408;
+- a cap on the bytes all arriving requests may hold together (MAX_BUFFERED_BYTES, else 503);
 - refusals answered there, before any thread or the app sees the request: a body over
   MAX_BODY_BYTES (413, by Content-Length or chunk sizes, before it is read), broken framing
   (400), headers over 32 KiB (431), other transfer codings (501), and a 503 when the worker
@@ -47,10 +48,14 @@ from mlapi.serving.http_framing import FramingError, RequestFraming
 ACCEPT_DEFER_S = 0.002
 ACTIVE_WINDOW_S = 1.0  # a connection still receiving counts as active this long after a byte
 RECV_BYTES = 64 * 1024
+# Bytes all the requests still arriving may hold in a worker's memory together (about 64 maximal
+# uploads); a request that would go over it gets a 503, so slow uploads cannot fill the memory.
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 LINGER_BYTES = 4 * 1024 * 1024
 LINGER_S = 5.0
 SWEEP_EVERY_S = 0.2
 TOO_SLOW = "The request did not arrive in time; send it whole."
+BUSY = "The server is receiving too many large requests; retry shortly."
 # Called as f(status) on the worker's main thread for each refusal (e.g. to count it in metrics).
 REFUSAL_OBSERVERS: list = []
 REFUSAL_HEADERS = (
@@ -120,6 +125,7 @@ class Reception:
     opened: float
     deadline: float
     last_byte: float = field(default=0.0)
+    received: int = 0  # bytes counted in the worker's buffered_bytes
 
 
 @dataclass(eq=False)
@@ -139,6 +145,7 @@ class BufferingThreadWorker(ThreadWorker):
         self.receiving: dict[TConn, Reception] = {}
         self.lingering: dict[socket.socket, Lingering] = {}
         self.nr_busy = 0  # connections with a request in a thread
+        self.buffered_bytes = 0  # held by the requests still arriving
         self._next_sweep = 0.0
 
     # --- accepting --------------------------------------------------------------------------
@@ -207,6 +214,12 @@ class BufferingThreadWorker(ThreadWorker):
         if not framing.started:
             reception.deadline = now + self.limits.headers_s
         reception.last_byte = now
+        if self.buffered_bytes + len(data) > MAX_BUFFERED_BYTES:
+            self.stop_receiving(reception)
+            self.refuse(reception.conn.sock, 503, BUSY)
+            return
+        self.buffered_bytes += len(data)
+        reception.received += len(data)
         had_headers = framing.headers_done
         try:
             length = framing.feed(data)
@@ -224,7 +237,8 @@ class BufferingThreadWorker(ThreadWorker):
         self.dispatch(reception.conn, bytes(framing.buffer[:length]), framing.buffer[length:])
 
     def stop_receiving(self, reception: Reception) -> None:
-        self.receiving.pop(reception.conn, None)
+        if self.receiving.pop(reception.conn, None) is not None:
+            self.buffered_bytes -= reception.received
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(reception.conn.sock)
 
