@@ -35,7 +35,7 @@ from mlapi.artifacts import (
     write_sidecar,
 )
 from mlapi.errors import ArtifactError, ConfigError, MlapiError
-from mlapi.evaluation import HistoryDiagnostics, RunMetrics
+from mlapi.evaluation import RunMetrics, classify, diagnose_history
 from mlapi.training.callbacks import EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
 from mlapi.training.config import ExperimentConfig, format_value, train_command
 from mlapi.training.loop import FitConfig, History, fit, predict_proba, seed_everything
@@ -92,7 +92,6 @@ def run_experiment(
     continues an interrupted run from there.
     """
     from mlapi.data.imdb import load_encoded, load_encoded_test
-    from mlapi.evaluation import classify
     from mlapi.models.registry import count_parameters
 
     name = config.run_name
@@ -134,7 +133,7 @@ def run_experiment(
         counts = count_parameters(network)
         metrics = RunMetrics(
             run_name=name,
-            history=_diagnose(columns),
+            history=diagnose_history(columns),
             test=test,
             checkpoint_monitor=config.checkpoint_monitor,
             checkpoint_epoch=checkpoint.saved_epoch,
@@ -219,12 +218,6 @@ def train_network(
         resume=resume and (state_dir / "last.pt").is_file(),  # else no epoch had finished
     )
     return network, history, checkpoint
-
-
-def _diagnose(columns: dict[str, list[float]]) -> HistoryDiagnostics:
-    from mlapi.evaluation import diagnose_history
-
-    return diagnose_history(columns)
 
 
 def _say(progress: bool, text: str) -> None:
