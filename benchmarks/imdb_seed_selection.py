@@ -79,19 +79,26 @@ def main(argv: list[str] | None = None) -> int:
 def validation_run(overrides: dict, data: str | None) -> dict:
     """Train the seed recipe with `overrides` and summarise its history (no test split).
     `epochs: 0` only encodes the data (filling the cache)."""
+    from mlapi.data.imdb import load_encoded
     from mlapi.evaluation import diagnose_history
-    from mlapi.training.experiment import (
-        HISTORY_COLUMNS,
-        ExperimentConfig,
-        load_training_data,
-        train_network,
-    )
+    from mlapi.training.config import ExperimentConfig
+    from mlapi.training.run import train_network
+    from mlapi.training.saved import HISTORY_COLUMNS
 
     encode_only = overrides.get("epochs") == 0
     config = dataclasses.replace(
         ExperimentConfig(), **{**overrides, "epochs": 1} if encode_only else overrides
     )
-    encoded = load_training_data(config, data)
+    encoded = load_encoded(
+        data,
+        num_words=config.vocab_size,
+        maxlen=config.maxlen,
+        padding=config.padding,
+        truncating=config.truncating,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        limit=config.limit,
+    )
     if encode_only:
         return {}
     with tempfile.TemporaryDirectory() as state:
@@ -103,7 +110,7 @@ def validation_run(overrides: dict, data: str | None) -> dict:
         "vocab_ids": encoded.vocabulary.size,
         "train_accuracy_final": d.train_accuracy_final,
         "val_accuracy_best": d.val_accuracy_best,
-        "best_epoch": d.best_epoch,
+        "best_epoch": d.val_accuracy_best_epoch,
         "epochs_run": d.epochs_run,
         "seconds_per_epoch": float(np.mean(columns["seconds"])),
         "history": columns,
