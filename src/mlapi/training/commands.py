@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from mlapi.errors import ConfigError
@@ -60,11 +59,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_models_dir(parser: argparse.ArgumentParser) -> None:
+    from mlapi.serving.settings import default_models_dir  # torch-free, Flask-free
+
     parser.add_argument(
         "--models-dir",
-        default=os.environ.get("MODELS_DIR", "models"),
+        default=str(default_models_dir()),
         help="installed models (default: $MODELS_DIR or models/)",
     )
+
+
+def _check_embeddings_file(embeddings: str) -> None:
+    """A --embeddings PATH must exist before the data is loaded (minutes earlier)."""
+    if embeddings not in ("none", "word2vec") and not Path(embeddings).expanduser().is_file():
+        raise ConfigError(
+            f"--embeddings must be none, word2vec or the PATH of a GloVe-format text file, "
+            f"got {embeddings!r} (no such file)"
+        )
 
 
 def _train_iris(args: argparse.Namespace) -> int:
@@ -80,6 +90,7 @@ def _train_imdb(args: argparse.Namespace) -> int:
     from mlapi.training.saved import output_path
 
     config = config_from_args(args)
+    _check_embeddings_file(config.embeddings)
     if args.install and args.no_export:
         raise ConfigError("--install and --no-export exclude each other: give one of them")
     skip_install = config.limit is not None and not args.install
@@ -127,6 +138,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from mlapi.training.saved import evaluate_run, find_run
 
+    if args.data is not None and not Path(args.data).expanduser().exists():
+        raise ConfigError(
+            f"--data must be an aclImdb folder or archive, got {args.data!r} (no such path)"
+        )
     saved = find_run(args.run, args.out)
     test = evaluate_run(saved, args.data)
     recorded = {}
