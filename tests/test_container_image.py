@@ -127,7 +127,8 @@ class Server:
             raise AssertionError(log.read_text()[-3000:]) from None
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
+        # The whole group: `unshare --fork` ignores SIGTERM itself and leaves it to its child.
+        os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=40)
         except subprocess.TimeoutExpired:
