@@ -4,15 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean
+.PHONY: run test kernel-check lint clean
 
 run: $(STAMP)  ## train what is missing, then serve on http://127.0.0.1:5000
 	$(BIN)/mlapi serve --train-missing
 
-test: $(STAMP)  ## lint, then the whole test suite
+test: $(STAMP) kernel-check  ## lint, compile the C kernel warning-free, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+kernel-check: $(STAMP)  ## compile the LSTM C kernel with the runtime flags + -Wall -Wextra -Werror
+	$(BIN)/python -m mlapi.models.lstm_kernel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
