@@ -6,7 +6,9 @@ runs `mlapi train imdb` with the seed's recipe (every default), then copies the 
 small outputs (metrics, report, curves, confusion matrix, history, config; never the
 checkpoint or the model) into benchmarks/results/imdb_seed/ and writes comparison.json
 and comparison.md: this run vs the numbers the seed reported. Extra arguments after
-`--` are `mlapi train imdb` flags (e.g. `-- --epochs 3` for a shorter check).
+`--` are `mlapi train imdb` flags (e.g. `-- --epochs 3` for a shorter check). Torch
+threads: $MLAPI_TORCH_THREADS, else 2, as `mlapi train imdb`; recorded in comparison.json,
+since the history depends on it (benchmarks/history_threads.py).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         source = output_path(result.out_dir, result.run_name, kind)
         shutil.copyfile(source, results / source.name)
 
+    import torch  # loaded by the run
+
     m = result.metrics.to_dict()
     comparison = {
         "command": shlex.join([".venv/bin/python", "benchmarks/imdb_seed_run.py", *sys.argv[1:]]),
@@ -74,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_met": m["test_accuracy"] >= TARGET_TEST_ACCURACY,
         "epochs_run": m["epochs_run"],
         "seconds_per_epoch": m["seconds_per_epoch"],
+        "torch_threads": torch.get_num_threads(),  # set by run_experiment, before the build
         "onnx_parity_max_abs_diff": result.parity_max_abs_diff,
     }
     atomic_write_json(results / "comparison.json", comparison)

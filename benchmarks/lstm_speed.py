@@ -231,7 +231,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         metavar="SECONDS",
         help="before each run, wait up to SECONDS for other processes to "
-        f"use under {IDLE_BUSY:.0%} of the CPUs (default: don't wait)",
+        f"use under {IDLE_BUSY * 100:.0f}%% of the CPUs (default: don't wait)",  # %% for argparse
     )
     parser.add_argument("--out", default=str(REPO / "benchmarks/results/lstm_speed.json"))
     parser.add_argument("--torch-worker", default=None, help=argparse.SUPPRESS)

@@ -79,12 +79,19 @@ def plot_curves(
 def plot_confusion_matrix(
     path: str | os.PathLike, matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str = ""
 ) -> None:
+    _save_figure(confusion_matrix_figure(matrix, labels, title), path)
+
+
+def confusion_matrix_figure(
+    matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str = ""
+) -> plt.Figure:
+    """The matrix as a heat map with its counts; each count is drawn in black or white,
+    whichever contrasts more with its own cell's colour (readable on any matrix)."""
     fig, ax = plt.subplots(figsize=(4.5, 4))
     image = ax.imshow(matrix, cmap="Blues")
-    top = max(max(row) for row in matrix) or 1
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
-            color = "white" if count > top / 2 else "black"
+            color = _readable_text_color(image.cmap(image.norm(count)))
             ax.text(j, i, f"{count:,}", ha="center", va="center", color=color)
     ax.set_xticks(range(len(labels)), labels)
     ax.set_yticks(range(len(labels)), labels)
@@ -92,7 +99,22 @@ def plot_confusion_matrix(
     ax.set_ylabel("true")
     ax.set_title(title or "confusion matrix (test)", fontsize=9)
     fig.colorbar(image, ax=ax)
-    _save_figure(fig, path)
+    return fig
+
+
+def _readable_text_color(background: Sequence[float]) -> str:
+    """ "black" or "white", whichever has the higher WCAG contrast ratio on `background`
+    (RGB(A) in 0..1); the better of the two is always at least 4.58:1."""
+    luminance = _relative_luminance(background)
+    on_black = (luminance + 0.05) / 0.05
+    on_white = 1.05 / (luminance + 0.05)
+    return "black" if on_black >= on_white else "white"
+
+
+def _relative_luminance(rgb: Sequence[float]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour (components in 0..1)."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb[:3]]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
 def plot_leaderboard(
