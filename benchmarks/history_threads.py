@@ -108,11 +108,7 @@ def train_once(data, seed, limit, epochs, build_threads) -> dict:
     from mlapi.training.saved import HISTORY_COLUMNS
 
     config = ExperimentConfig(seed=seed, limit=limit, epochs=epochs)
-    encoded = load_encoded(
-        data, num_words=config.vocab_size, maxlen=config.maxlen, padding=config.padding,
-        truncating=config.truncating, val_fraction=config.val_fraction, seed=config.seed,
-        limit=config.limit,
-    )  # fmt: skip
+    encoded = load_encoded(data, **config.encoding())
     # train_network builds at the training thread count (the fix); to reproduce the old
     # records, build at `build_threads` and go back to the training count afterwards.
     build = registry.build_network

@@ -112,16 +112,7 @@ def validation_run(overrides: dict, data: str | None) -> dict:
     config = dataclasses.replace(
         ExperimentConfig(), **{**overrides, "epochs": 1} if encode_only else overrides
     )
-    encoded = load_encoded(
-        data,
-        num_words=config.vocab_size,
-        maxlen=config.maxlen,
-        padding=config.padding,
-        truncating=config.truncating,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-        limit=config.limit,
-    )
+    encoded = load_encoded(data, **config.encoding())
     if encode_only:
         return {}
     with tempfile.TemporaryDirectory() as state:

@@ -350,11 +350,7 @@ def test_split_reads(tiny_imdb):
 
 
 def encode_tiny(data):
-    return imdb.load_encoded(
-        data, num_words=TINY.vocab_size, maxlen=TINY.maxlen, padding=TINY.padding,
-        truncating=TINY.truncating, val_fraction=TINY.val_fraction, seed=TINY.seed,
-        limit=TINY.limit,
-    )  # fmt: skip
+    return imdb.load_encoded(data, **TINY.encoding())
 
 
 def test_training_for_model_selection_never_reads_the_test_split(

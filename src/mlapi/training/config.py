@@ -132,6 +132,18 @@ class ExperimentConfig:
     def run_name(self) -> str:
         return run_name(self)
 
+    def encoding(self) -> dict[str, Any]:
+        """The data settings of this config, as `mlapi.data.imdb.load_encoded` names them."""
+        return {
+            "num_words": self.vocab_size,
+            "maxlen": self.maxlen,
+            "padding": self.padding,
+            "truncating": self.truncating,
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+            "limit": self.limit,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

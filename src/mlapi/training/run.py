@@ -95,16 +95,7 @@ def run_experiment(
     from mlapi.models.registry import count_parameters
 
     name = config.run_name
-    encoded = load_encoded(
-        data,
-        num_words=config.vocab_size,
-        maxlen=config.maxlen,
-        padding=config.padding,
-        truncating=config.truncating,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-        limit=config.limit,
-    )
+    encoded = load_encoded(data, **config.encoding())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_dir = _training_state_dir(out_dir, config, resume)
