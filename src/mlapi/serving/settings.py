@@ -31,7 +31,12 @@ ENV_VARS = {
     "sentiment_max_chars": "SENTIMENT_MAX_CHARS",
     "api_key": "API_KEY",
     "serve_models": "SERVE_MODELS",
+    "metrics": "METRICS",
+    "log_format": "LOG_FORMAT",
+    "cors_origins": "CORS_ORIGINS",
 }
+LOG_FORMATS = ("text", "json")
+_BOOLEANS = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class ServingSettings:
     api_key: str | None = None  # when set, prediction endpoints require it
     # The models the server must load to be ready; None: Iris, and sentiment when installed.
     serve_models: tuple[str, ...] | None = None
+    metrics: bool = True  # GET /metrics (Prometheus); METRICS=0 turns it off
+    log_format: str = "text"  # "json": one JSON object per access and error line
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none by default
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServingSettings:
@@ -64,6 +72,9 @@ class ServingSettings:
         for name in ("max_body_bytes", "max_batch", "sentiment_max_batch", "sentiment_max_chars"):
             if getattr(self, name) < 1:
                 raise MlapiError(f"{ENV_VARS[name]} must be a positive integer")
+        if self.log_format not in LOG_FORMATS:
+            allowed = " or ".join(LOG_FORMATS)
+            raise MlapiError(f"LOG_FORMAT must be {allowed}, got {self.log_format!r}")
 
     @property
     def sentiment_dir(self) -> Path:
@@ -87,6 +98,14 @@ def _parse(name: str, raw):
         return Path(raw)
     if name == "serve_models":
         return _model_names(raw)
+    if name == "cors_origins" and isinstance(raw, str):
+        return tuple(origin.strip() for origin in raw.split(",") if origin.strip())
+    if name == "metrics" and isinstance(raw, str):
+        if raw.strip().lower() not in _BOOLEANS:
+            raise MlapiError(f"METRICS must be 1 or 0 (on or off), got {raw!r}")
+        return _BOOLEANS[raw.strip().lower()]
+    if name == "log_format" and isinstance(raw, str):
+        return raw.strip().lower()
     if name == "api_key" or not isinstance(raw, str):
         return raw
     try:
