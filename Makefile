@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean
+.PHONY: run test kernel-check lint clean
 
 # `make run` says what it does first (the install takes minutes the first time), trains only the
 # Iris model when it is missing (seconds, no download) and never the sentiment model: `mlapi serve`
@@ -14,10 +14,13 @@ run:  ## set up .venv, train the Iris model if missing, serve on http://127.0.0.
 	@$(MAKE) --no-print-directory --silent $(STAMP)
 	$(BIN)/mlapi serve --train-missing
 
-test: $(STAMP)  ## lint, then the whole test suite
+test: $(STAMP) kernel-check  ## lint, compile the C kernel warning-free, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+kernel-check: $(STAMP)  ## compile the LSTM C kernel with the runtime flags + -Wall -Wextra -Werror
+	$(BIN)/python -m mlapi.models.lstm_kernel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -13,8 +13,9 @@ user's second `mlapi train imdb` would:
   warm     the same calls again: served from the encoded cache
 
 Goals (issue 3): cold < 30 s, warm < 3 s, int32 arrays. Prints the figures and
-writes them to benchmarks/results/data_pipeline.json. Timings swing with the load
-of the shared machine: the JSON records the 1-minute load average.
+writes them to benchmarks/results/data_pipeline.json. Sizes: the recipe's defaults
+(--num-words, --maxlen). Timings swing with the load of the shared machine: the JSON
+records the load averages before and after the phases.
 
 `--data` may also be an extracted aclImdb folder (the extract phase is then ~free).
 Deleting the temp cache's 100,000 files at the end can take minutes on a busy disk;
@@ -35,6 +36,9 @@ import time
 from pathlib import Path
 
 from mlapi.artifacts import atomic_write_json
+from mlapi.training.config import ExperimentConfig
+
+RECIPE = ExperimentConfig()  # the sizes `mlapi train imdb` uses by default
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = os.environ.get("IMDB_DATA") or str(
@@ -115,8 +119,8 @@ def spawn(phase: str, args: argparse.Namespace, cache: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=DEFAULT_DATA, help="aclImdb folder or .tar.gz")
-    parser.add_argument("--num-words", type=int, default=20000)
-    parser.add_argument("--maxlen", type=int, default=200)
+    parser.add_argument("--num-words", type=int, default=RECIPE.vocab_size)
+    parser.add_argument("--maxlen", type=int, default=RECIPE.maxlen)
     parser.add_argument("--cache-dir", help="cache folder to use (default: a fresh temp dir)")
     parser.add_argument(
         "--out", default=str(REPO / "benchmarks" / "results" / "data_pipeline.json")
@@ -129,6 +133,7 @@ def main() -> int:
     if not Path(args.data).exists():
         sys.exit(f"no IMDb data at {args.data}; pass --data or set IMDB_DATA")
 
+    load_before = os.getloadavg()
     cache = (
         Path(args.cache_dir) if args.cache_dir else Path(tempfile.mkdtemp(prefix="mlapi-bench-"))
     )
@@ -163,6 +168,8 @@ def main() -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "load_average_1m": round(os.getloadavg()[0], 2),
+            "load_average_before": [round(x, 2) for x in load_before],  # 1, 5, 15 min
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         },
         "data": args.data,
         "settings": {"num_words": args.num_words, "maxlen": args.maxlen},

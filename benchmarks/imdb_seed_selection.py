@@ -9,8 +9,16 @@ default) once per candidate value of `--setting` and per `--seeds` value, readin
 training reviews (train and val splits; never the test split), and picks the value with
 the highest mean best val accuracy (ties: the smaller value). It writes
 benchmarks/results/imdb_seed_selection_<setting>.json and .md: per run, the final train
-accuracy, best val accuracy and its epoch, next to the seed's reported values. Runs go
-`--jobs` at a time, each on 2 // jobs torch threads.
+accuracy, best val accuracy and its epoch, next to the seed's reported values.
+
+Each run trains through the same code as `mlapi train imdb` (and benchmarks/imdb_seed_run.py),
+with the torch thread count set, as there, before the network is built: `--threads`
+(default: $MLAPI_TORCH_THREADS, else 2, as `mlapi train imdb`). The thread count is part of
+the result: the recurrent kernel's orthogonal init (an MKL QR) and the order of float sums
+in training depend on it, so a run at 1 thread and one at 2 differ from epoch 1
+(benchmarks/history_threads.py). Each run records it. Runs go `--jobs` at a time: on 2
+cores, `--jobs 2 --threads 1` is about twice as fast, and matches full runs made with
+MLAPI_TORCH_THREADS=1.
 """
 
 from __future__ import annotations
@@ -29,8 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from mlapi.artifacts import atomic_write_json, atomic_write_text
+from mlapi.training.run import DEFAULT_THREADS, THREADS_VARIABLE
 
 RESULTS = Path(__file__).parent / "results"
+TORCH_THREADS = int(os.environ.get(THREADS_VARIABLE, DEFAULT_THREADS))  # as mlapi train imdb
 CANDIDATES = {"vocab_size": [20000, 30000, 50000, 80000], "maxlen": [200, 300, 500]}
 SEED_REPORTED = {"train_accuracy_final": 0.9722, "val_accuracy_best": 0.8882, "best_epoch": 5}
 
@@ -41,10 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setting", choices=sorted(CANDIDATES), default="vocab_size")
     parser.add_argument("--values", type=int, nargs="+", help="default: see CANDIDATES")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (default: 1)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=TORCH_THREADS,
+        help=f"torch threads per run (default: {TORCH_THREADS}, as mlapi train imdb)",
+    )
     parser.add_argument("--results", help="default: results/imdb_seed_selection_<setting>")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one run, JSON overrides
     args = parser.parse_args(argv)
+    for flag in ("jobs", "threads"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if args.one:
         print(json.dumps(validation_run(json.loads(args.one), args.data)))
         return 0
@@ -63,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         ),  # fmt: skip
         "selection": "highest mean best val accuracy over seeds; test split never read",
         "seed_reported": SEED_REPORTED,
+        "torch_threads": args.threads,
+        "jobs": args.jobs,
         "setting": setting,
         "chosen": max(summary, key=lambda s: (s["val_best_mean"], -s["value"]))["value"],
         "summary": summary,
@@ -78,20 +99,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def validation_run(overrides: dict, data: str | None) -> dict:
     """Train the seed recipe with `overrides` and summarise its history (no test split).
-    `epochs: 0` only encodes the data (filling the cache)."""
+    `epochs: 0` only encodes the data (filling the cache). Threads: $MLAPI_TORCH_THREADS."""
+    import torch
+
+    from mlapi.data.imdb import load_encoded
     from mlapi.evaluation import diagnose_history
-    from mlapi.training.experiment import (
-        HISTORY_COLUMNS,
-        ExperimentConfig,
-        load_training_data,
-        train_network,
-    )
+    from mlapi.training.config import ExperimentConfig
+    from mlapi.training.run import train_network
+    from mlapi.training.saved import HISTORY_COLUMNS
 
     encode_only = overrides.get("epochs") == 0
     config = dataclasses.replace(
         ExperimentConfig(), **{**overrides, "epochs": 1} if encode_only else overrides
     )
-    encoded = load_training_data(config, data)
+    encoded = load_encoded(data, **config.encoding())
     if encode_only:
         return {}
     with tempfile.TemporaryDirectory() as state:
@@ -103,9 +124,10 @@ def validation_run(overrides: dict, data: str | None) -> dict:
         "vocab_ids": encoded.vocabulary.size,
         "train_accuracy_final": d.train_accuracy_final,
         "val_accuracy_best": d.val_accuracy_best,
-        "best_epoch": d.best_epoch,
+        "best_epoch": d.val_accuracy_best_epoch,
         "epochs_run": d.epochs_run,
         "seconds_per_epoch": float(np.mean(columns["seconds"])),
+        "torch_threads": torch.get_num_threads(),
         "history": columns,
     }
 
@@ -114,7 +136,7 @@ def run_in_subprocess(overrides: dict, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--one", json.dumps(overrides)]
     if args.data:
         command += ["--data", args.data]
-    threads = str(max(1, 2 // args.jobs))
+    threads = str(args.threads)
     env = {**os.environ, "MLAPI_TORCH_THREADS": threads, "OMP_WAIT_POLICY": "PASSIVE"}
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:

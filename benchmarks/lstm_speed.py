@@ -53,7 +53,7 @@ import time
 from pathlib import Path
 
 from mlapi.artifacts import atomic_write_json, utc_now_iso
-from mlapi.training.experiment import ExperimentConfig
+from mlapi.training.config import ExperimentConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = ExperimentConfig()  # the seed recipe's sizes
@@ -122,7 +122,14 @@ def torch_worker(settings: dict) -> None:
     x, y = x[: settings["batches"] * BATCH], y[: settings["batches"] * BATCH]
     torch.manual_seed(0)
     model = LSTMClassifier(VOCAB, recurrent_dropout=settings["recurrent_dropout"])
-    config = FitConfig(batch_size=BATCH, epochs=1, threads=settings["threads"])
+    config = FitConfig(
+        batch_size=BATCH,
+        epochs=1,
+        learning_rate=SEED.lr,
+        clipnorm=SEED.clipnorm,
+        seed=SEED.seed,
+        threads=settings["threads"],
+    )
     fit(model, (x[: 2 * BATCH], y[: 2 * BATCH]), None, config, progress=False)  # warm-up
     step_loop = "C kernel" if lstm_kernel.load() is not None else "PyTorch loop"
     if settings["recurrent_dropout"] == 0:
@@ -224,7 +231,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         metavar="SECONDS",
         help="before each run, wait up to SECONDS for other processes to "
-        f"use under {IDLE_BUSY:.0%} of the CPUs (default: don't wait)",
+        f"use under {IDLE_BUSY * 100:.0f}%% of the CPUs (default: don't wait)",  # %% for argparse
     )
     parser.add_argument("--out", default=str(REPO / "benchmarks/results/lstm_speed.json"))
     parser.add_argument("--torch-worker", default=None, help=argparse.SUPPRESS)

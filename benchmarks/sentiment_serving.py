@@ -37,7 +37,7 @@ from mlapi.artifacts import atomic_write_json, utc_now_iso
 from mlapi.iris_model import train_and_save
 from mlapi.serving.sentiment import SentimentPredictor
 from mlapi.testing import REPO_ROOT, GunicornServer, rss_mb, server_env
-from mlapi.training.experiment import ExperimentConfig
+from mlapi.training.config import ExperimentConfig
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "sentiment_serving.json"
 SEED = ExperimentConfig()  # the seed recipe's sizes

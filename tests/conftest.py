@@ -43,7 +43,9 @@ def sentiment_models_dir(tmp_path_factory) -> Path:
     network = LSTMClassifier(
         vocabulary.size, embed_dim=8, hidden_size=8, dropout=0.0, recurrent_dropout=0.0
     )
-    config = FitConfig(epochs=12, batch_size=32, learning_rate=0.02, threads=1)
+    config = FitConfig(
+        epochs=12, batch_size=32, learning_rate=0.02, clipnorm=1.0, seed=42, threads=1
+    )
     fit(network, (x, labels), None, config, progress=False)
     models_dir = tmp_path_factory.mktemp("models")
     export_sentiment_model(

@@ -13,16 +13,17 @@ from mlapi.cli import main
 from mlapi.data import imdb
 from mlapi.models.cnn import CNNClassifier
 from mlapi.models.lstm import LSTMClassifier
+from mlapi.models.names import ARCHS
 from mlapi.models.pooling import padding_mask, pool
 from mlapi.models.recurrent import RecurrentClassifier
-from mlapi.models.registry import count_parameters
+from mlapi.models.registry import build_network, count_parameters
 from mlapi.models.transformer import TransformerClassifier
 from mlapi.serving.sentiment import SentimentPredictor
-from mlapi.training.experiment import ExperimentConfig, build_network
+from mlapi.training.config import ExperimentConfig
 from mlapi.training.loop import FitConfig, fit, predict_proba
 
-ARCHS = ("lstm", "bilstm", "gru", "bigru", "cnn", "transformer")
 VOCAB, MAXLEN = 40, 16
+ONE_EPOCH = FitConfig(batch_size=32, epochs=1, learning_rate=2e-4, clipnorm=1.0, seed=42)
 
 
 def tiny_config(**changes) -> ExperimentConfig:
@@ -53,7 +54,7 @@ def test_each_arch_trains_a_step_and_exports_with_parity(arch, pooling, tmp_path
     network = build_network(config, VOCAB)
     before = {k: v.clone() for k, v in network.state_dict().items()}
     x, y = tiny_data()
-    history = fit(network, (x, y), (x, y), FitConfig(batch_size=32, epochs=1), progress=False)
+    history = fit(network, (x, y), (x, y), ONE_EPOCH, progress=False)
     assert np.isfinite(history.metric("loss")[0])
     changed = [k for k, v in network.state_dict().items() if not torch.equal(v, before[k])]
     assert "embedding.weight" in changed and any(k.startswith("head") for k in changed)
@@ -142,10 +143,10 @@ def test_pretrained_embeddings_initialise_and_frozen_ones_stay(tmp_path):
         )
         np.testing.assert_array_equal(frozen.embedding.weight.detach().numpy(), matrix)
         x, y = tiny_data()
-        fit(frozen, (x, y), None, FitConfig(batch_size=32, epochs=1), progress=False)
+        fit(frozen, (x, y), None, ONE_EPOCH, progress=False)
         np.testing.assert_array_equal(frozen.embedding.weight.detach().numpy(), matrix)
     tuned = build_network(tiny_config(arch="gru", embeddings="word2vec"), VOCAB, matrix)
-    fit(tuned, tiny_data(), None, FitConfig(batch_size=32, epochs=1), progress=False)
+    fit(tuned, tiny_data(), None, ONE_EPOCH, progress=False)
     assert not np.array_equal(tuned.embedding.weight.detach().numpy(), matrix)
     with pytest.raises(ValueError, match="pretrained embeddings"):
         build_network(tiny_config(arch="gru", embeddings="word2vec"), VOCAB, matrix[:, :4])
@@ -163,14 +164,15 @@ def test_new_settings_name_the_run_and_round_trip_as_flags():
     assert ExperimentConfig(embeddings="word2vec").run_name.endswith("__preword2vec")
     import argparse
 
-    from mlapi.training.experiment import add_config_arguments, config_from_args
+    from mlapi.errors import ConfigError
+    from mlapi.training.config import add_config_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_config_arguments(parser)
     assert config_from_args(parser.parse_args(config.cli_args())) == config
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--pooling", "median"])
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(ConfigError, match="--pooling must be one of auto, last, .*'median'"):
+        config_from_args(parser.parse_args(["--pooling", "median"]))
+    with pytest.raises(ConfigError, match=r"--heads must be a divisor of --embed-dim \(10\)"):
         ExperimentConfig(arch="transformer", embed_dim=10, heads=4)
 
 

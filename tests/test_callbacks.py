@@ -7,8 +7,13 @@ import torch
 from torch import nn
 
 from mlapi.artifacts import read_sidecar
-from mlapi.training.callbacks import EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
-from mlapi.training.loop import History, Trainer
+from mlapi.training.callbacks import (
+    EarlyStopping,
+    History,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    Trainer,
+)
 
 
 def make_trainer(lr: float = 1e-3) -> Trainer:
@@ -154,7 +159,56 @@ def test_model_checkpoint_max_mode(tmp_path):
     checkpoint.on_train_begin(trainer)
     for epoch, value in enumerate([0.6, 0.8, 0.7], start=1):
         checkpoint.on_epoch_end(epoch, {"val_accuracy": value}, trainer)
-    assert checkpoint.best_epoch == 2 and read_sidecar(tmp_path / "best.pt")["epoch"] == 2
+    assert checkpoint.saved_epoch == 2 and read_sidecar(tmp_path / "best.pt")["epoch"] == 2
+
+
+def round_trip(callback, state_dir):
+    """The callback's state through a file, loaded as resume loads it (weights_only)."""
+    path = state_dir / "state.pt"
+    torch.save(callback.state_dict(), path)
+    return torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_early_stopping_state_round_trips_and_resumes_the_same(tmp_path, restore):
+    losses = [1.0, 0.8, 0.9, 0.85, 0.95]
+    straight = make_trainer()
+    reference = EarlyStopping(patience=3, restore_best_weights=restore)
+    drive(reference, straight, losses)
+
+    first, resumed = make_trainer(), make_trainer()
+    stopper = EarlyStopping(patience=3, restore_best_weights=restore)
+    drive(stopper, first, losses[:3])  # "interrupted" after epoch 3
+    state = round_trip(stopper, tmp_path)
+    again = EarlyStopping(patience=3, restore_best_weights=restore)
+    again.on_train_begin(resumed)
+    again.load_state_dict(state)
+    assert (again.best, again.wait, again.best_epoch) == (0.8, 1, 2)
+    for epoch, value in enumerate(losses[3:], start=4):
+        with torch.no_grad():
+            resumed.model.weight.fill_(epoch)
+        again.on_epoch_end(epoch, {"val_loss": value}, resumed)
+    again.on_train_end(resumed)
+    assert again.stopped_epoch == reference.stopped_epoch == 5
+    assert torch.equal(resumed.model.weight, straight.model.weight)  # epoch 2 or 5's weights
+
+
+def test_reduce_lr_and_checkpoint_states_round_trip(tmp_path):
+    trainer = make_trainer(lr=1.0)
+    reducer = ReduceLROnPlateau(factor=0.5, patience=2, cooldown=1, min_lr=0.0)
+    lr_trajectory(reducer, trainer, [1.0, 2.0, 2.0])
+    again = ReduceLROnPlateau(factor=0.5, patience=2, cooldown=1, min_lr=0.0)
+    again.load_state_dict(round_trip(reducer, tmp_path))
+    assert again.state_dict() == reducer.state_dict() == {"best": 1.0, "wait": 0, "cooldown": 1}
+
+    checkpoint = ModelCheckpoint(tmp_path / "best.pt", monitor="val_accuracy", mode="max")
+    checkpoint.on_train_begin(trainer)
+    checkpoint.on_epoch_end(1, {"val_accuracy": 0.7}, trainer)
+    restored = ModelCheckpoint(tmp_path / "best.pt", monitor="val_accuracy", mode="max")
+    restored.load_state_dict(round_trip(checkpoint, tmp_path))
+    assert (restored.best, restored.saved_epoch) == (0.7, 1)
+    restored.on_epoch_end(2, {"val_accuracy": 0.6}, trainer)  # not better than the restored best
+    assert read_sidecar(tmp_path / "best.pt")["epoch"] == 1
 
 
 def test_invalid_settings_are_rejected():

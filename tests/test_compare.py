@@ -6,21 +6,24 @@ import json
 import pytest
 from helpers.imdb import make_imdb_tree, tiny_counts
 
-from mlapi import compare
 from mlapi.cli import main
+from mlapi.compare.leaderboard import LeaderboardEntry, install_best, write_leaderboard
+from mlapi.compare.plan import load_plan
+from mlapi.compare.runner import single_review_latency_ms
 from mlapi.data import imdb
-from mlapi.errors import DataError
+from mlapi.errors import ConfigError, DataError
 from mlapi.serving.sentiment import SentimentPredictor
-from mlapi.training.experiment import ExperimentConfig
+from mlapi.training.config import ExperimentConfig
 
 
 def entry(name, val, test, kind="neural", recurrent=True, **extra):
-    return {
-        "kind": kind, "name": name, "recurrent": recurrent, "val_accuracy": val,
+    values = {
+        "kind": kind, "name": name, "arch": name, "recurrent": recurrent, "val_accuracy": val,
         "test_accuracy": test, "train_val_gap": 0.05, "seconds_per_epoch": 12.0,
-        "wall_seconds": 600.0, "parameters": 1234, "latency_ms": 1.5,
-        "command": f"mlapi train imdb --x {name}", **extra,
+        "wall_seconds": 600.0, "parameters": 1234, "trainable_parameters": 1234,
+        "latency_ms": 1.5, "created_at": "now", "command": f"mlapi train imdb --x {name}",
     }  # fmt: skip
+    return LeaderboardEntry(**(values | extra))
 
 
 def test_plan_from_yaml_merges_defaults_and_reads_flag_strings(tmp_path):
@@ -34,7 +37,7 @@ def test_plan_from_yaml_merges_defaults_and_reads_flag_strings(tmp_path):
         "  - '--arch cnn --epochs 3'\n"
         "notes: Measured on a busy machine.\n"
     )
-    plan = compare.load_plan(path)
+    plan = load_plan(path)
     assert plan.notes == "Measured on a busy machine."
     assert plan.data == "some/where" and plan.baselines == ["nbsvm"]
     gru, cnn = plan.configs
@@ -44,21 +47,43 @@ def test_plan_from_yaml_merges_defaults_and_reads_flag_strings(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "text, message",
+    "text, error, message",
     [
-        ("runs: [{arch: rnn}]", "run 1"),
-        ("runs: [{colour: blue}]", "unknown config keys: colour"),
-        ("runs: ['--no-such-flag 3']", "run 1"),
-        ("baselines: [svm]", "unknown baseline 'svm'"),
-        ("colour: blue", "unknown keys colour"),
-        ("[1, 2]", "expected a mapping"),
+        ("runs: [{}, {arch: rnn}]", ConfigError,
+         "run 2: arch must be one of lstm, bilstm, gru, bigru, cnn, transformer, got 'rnn'"),
+        ("runs: [{val_fraction: 1.5}]", ConfigError,
+         "run 1: val_fraction must be between 0 and 1, got 1.5"),
+        ("runs: [{lr: fast}]", ConfigError, "run 1: lr must be a number, got 'fast'"),
+        ("defaults: {epochs: 0}\nruns: [{}]", ConfigError,
+         "defaults: epochs must be a positive integer, got 0"),
+        ("runs: ['--dropout 1.5']", ConfigError, "run 1: --dropout must be in [0, 1), got 1.5"),
+        ("runs: [{colour: blue}]", ConfigError, "run 1: unknown config keys: colour"),
+        ("runs: ['--no-such-flag 3']", ConfigError,
+         "run 1: unrecognized arguments: --no-such-flag 3"),
+        ("runs: [7]", ConfigError, "run 1: expected config keys or a flag string, got 7"),
+        ("baselines: [svm]", ConfigError, "baselines must be among tfidf_lr, nbsvm, got 'svm'"),
+        ("colour: blue", DataError, "unknown keys colour"),
+        ("[1, 2]", DataError, "expected a mapping"),
     ],
-)
-def test_bad_plans_raise_one_clear_error(tmp_path, text, message):
+)  # fmt: skip
+def test_bad_plans_raise_one_clear_error(tmp_path, text, error, message):
     path = tmp_path / "plan.yaml"
     path.write_text(text)
-    with pytest.raises(DataError, match=message):
-        compare.load_plan(path)
+    with pytest.raises(error) as raised:
+        load_plan(path)
+    assert str(raised.value).startswith(f"{path}: {message}") and "\n" not in str(raised.value)
+
+
+def test_a_bad_plan_value_is_one_line_at_the_command_line(tmp_path, capsys):
+    path = tmp_path / "plan.yaml"
+    path.write_text("runs: [{arch: gru}, {arch: gru, dropout: 2}]\n")
+    assert main(["compare", "--config", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"mlapi: error: {path}: run 2: dropout must be in [0, 1), got 2.0\n"
+    )
+    assert main(["compare", "--run", "--lr -1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "mlapi: error: --run '--lr -1': --lr must be a positive number, got -1.0\n"
 
 
 def test_leaderboard_selects_by_val_accuracy_never_by_test(tmp_path):
@@ -69,13 +94,13 @@ def test_leaderboard_selects_by_val_accuracy_never_by_test(tmp_path):
               seconds_per_epoch=None),
     ]  # fmt: skip
     board = tmp_path / "board" / "leaderboard"
-    paths = compare.write_leaderboard(board, entries, "mlapi compare", notes="Busy machine.")
+    paths = write_leaderboard(board, entries, "mlapi compare", notes="Busy machine.")
     assert {p.name for p in paths.values()} == {f"leaderboard.{k}" for k in ("md", "png", "json")}
     saved = json.loads(paths["json"].read_text())
     assert [e["name"] for e in saved["entries"]] == ["high_val", "nbsvm", "high_test"]
     assert saved["selected_by_val_accuracy"] == "high_val"
     assert saved["command"] == "mlapi compare"
-    assert saved["goal"]["name"] == "high_val" and saved["goal"]["met"] is False  # 0.90 < 0.91
+    assert LeaderboardEntry.from_dict(saved["entries"][0]) == entries[1]
 
     table = paths["md"].read_text()
     rows = [line for line in table.splitlines() if line.startswith(("| 1 ", "| 2 "))]
@@ -87,12 +112,8 @@ def test_leaderboard_selects_by_val_accuracy_never_by_test(tmp_path):
     assert "\nBusy machine.\n" in table and saved["notes"] == "Busy machine."
     assert paths["png"].read_bytes().startswith(b"\x89PNG")
 
-    met = compare.goal_summary([entry("fast", val=0.92, test=0.915, wall_seconds=1700.0)])
-    assert met["met"] is True
-    slow = compare.goal_summary([entry("slow", val=0.92, test=0.915, wall_seconds=1900.0)])
-    assert slow["met"] is False
     with pytest.raises(DataError, match="nothing to compare"):
-        compare.write_leaderboard(tmp_path / "empty", [], "mlapi compare")
+        write_leaderboard(tmp_path / "empty", [], "mlapi compare")
 
 
 def test_install_best_copies_the_best_neural_model_by_val(tmp_path):
@@ -107,16 +128,16 @@ def test_install_best_copies_the_best_neural_model_by_val(tmp_path):
         entry("b", val=0.85, test=0.80, model_dir=str(models["b"])),
         entry("nbsvm", val=0.99, test=0.99, kind="baseline", recurrent=False),
     ]
-    installed = compare.install_best(entries, tmp_path / "models")
+    installed = install_best(entries, tmp_path / "models")
     assert installed == tmp_path / "models" / "sentiment"
     assert (installed / "model.onnx").read_text() == "b"
     with pytest.raises(DataError, match="at least one neural"):
-        compare.install_best(entries[2:], tmp_path / "models")
+        install_best(entries[2:], tmp_path / "models")
 
 
 def test_latency_is_the_median_single_review_call():
     calls = []
-    assert compare.single_review_latency_ms(calls.append, ["a", "b", "c"], warmup=1) >= 0
+    assert single_review_latency_ms(calls.append, ["a", "b", "c"], warmup=1) >= 0
     assert calls == [["a"], ["a"], ["b"], ["c"]]
 
 
@@ -153,6 +174,8 @@ def test_compare_end_to_end_on_a_tiny_dataset(tiny_imdb, tmp_path, monkeypatch, 
     for e in neural:
         assert e["parameters"] > 0 and e["latency_ms"] > 0 and e["parity_max_abs_diff"] <= 1e-4
         assert SentimentPredictor.load(e["model_dir"]).metadata["run_name"] == e["name"]
+        metrics = json.loads((out / f"{e['name']}_metrics.json").read_text())
+        assert e["parameters"] == metrics["parameters"]  # counted by the run itself
     assert (out / "leaderboard.md").is_file() and (out / "leaderboard.png").is_file()
     assert not models.exists()  # nothing installed unless asked
     assert "selected by val accuracy" in capsys.readouterr().out
@@ -160,7 +183,7 @@ def test_compare_end_to_end_on_a_tiny_dataset(tiny_imdb, tmp_path, monkeypatch, 
     def no_training(*args, **kwargs):
         raise AssertionError("--reuse must not train again")
 
-    monkeypatch.setattr("mlapi.training.experiment.run_experiment", no_training)
+    monkeypatch.setattr("mlapi.training.run.run_experiment", no_training)
     monkeypatch.setattr("mlapi.baselines.run_baseline", no_training)
     assert main([*argv, "--reuse", "--install-best", "--leaderboard", str(tmp_path / "lb")]) == 0
     again = json.loads((tmp_path / "lb.json").read_text())

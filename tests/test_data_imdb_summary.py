@@ -19,7 +19,7 @@ from helpers.imdb import (
 from mlapi.cli import main
 from mlapi.data import imdb
 from mlapi.text import tokenize
-from mlapi.training.experiment import ExperimentConfig
+from mlapi.training.config import ExperimentConfig
 
 pytestmark = pytest.mark.usefixtures("imdb_sandbox")
 

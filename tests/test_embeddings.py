@@ -23,7 +23,7 @@ from mlapi.embeddings import (
 )
 from mlapi.errors import DataError
 from mlapi.text import Vocabulary, tokenize
-from mlapi.training.experiment import ExperimentConfig
+from mlapi.training.config import ExperimentConfig
 
 SMALL = Word2VecSettings(dim=8, min_count=2, epochs=3)
 

@@ -22,7 +22,7 @@ def test_diagnose_history_matches_the_seed_definitions():
     assert d.train_accuracy_final == 0.97
     assert d.val_accuracy_final == 0.86
     assert d.val_accuracy_best == 0.88
-    assert d.best_epoch == 4  # 1-based, like Keras' "Epoch 4/10"
+    assert d.val_accuracy_best_epoch == 4  # 1-based, like Keras' "Epoch 4/10"
     assert d.train_val_gap == pytest.approx(0.97 - 0.86)
     assert d.val_loss_rises == 3
     assert d.val_loss_rise_epochs == (3, 5, 6)
@@ -33,7 +33,7 @@ def test_best_epoch_is_the_first_on_ties_and_equal_losses_are_not_rises():
     history = {"accuracy": [0.5, 0.6, 0.7], "val_accuracy": [0.6, 0.8, 0.8],
                "val_loss": [0.5, 0.5, 0.5]}  # fmt: skip
     d = diagnose_history(history)
-    assert d.best_epoch == 2
+    assert d.val_accuracy_best_epoch == 2
     assert d.val_loss_rises == 0
 
 

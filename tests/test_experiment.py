@@ -4,7 +4,10 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,19 +16,16 @@ from helpers.imdb import make_imdb_tree, tiny_counts
 from mlapi import export, reporting
 from mlapi.cli import main
 from mlapi.data import imdb
+from mlapi.errors import ConfigError
 from mlapi.training import loop
-from mlapi.training.experiment import (
-    OUTPUT_FILES,
+from mlapi.training.config import (
     ExperimentConfig,
     add_config_arguments,
     config_from_args,
-    evaluate_run,
-    find_run,
-    load_training_data,
-    output_path,
     run_name,
-    train_network,
 )
+from mlapi.training.run import train_network
+from mlapi.training.saved import OUTPUT_FILES, evaluate_run, find_run, output_path
 
 SEED_RUN = "imdb_lstm__adam2e-4_clip1.0__bce__vs0.2__bs64__ep10"
 
@@ -43,6 +43,8 @@ def another_value(field):
         return next((c for c in choices if c != field.default), None)
     if field.default is None:
         return 500
+    if isinstance(field.default, str):
+        return "word2vec"
     if isinstance(field.default, int):
         return field.default + 1
     return field.default / 2
@@ -86,16 +88,92 @@ def test_names_are_distinct_across_single_changes():
 def test_config_round_trips_through_its_dict_and_rejects_unknown_keys():
     config = ExperimentConfig(limit=300, hidden_size=8)
     assert ExperimentConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ValueError, match="unknown config keys: colour"):
+    with pytest.raises(ConfigError, match="unknown config keys: colour"):
         ExperimentConfig.from_dict({"colour": "blue"})
 
 
-@pytest.mark.parametrize(
-    "bad", [{"arch": "rnn"}, {"val_fraction": 1.0}, {"limit": 1}, {"maxlen": 0}]
-)
-def test_invalid_settings_are_refused(bad):
-    with pytest.raises(ValueError):
-        ExperimentConfig(**bad)
+ARCH_NAMES = "lstm, bilstm, gru, bigru, cnn, transformer"
+# (flags, the one line `mlapi train imdb FLAGS` must print): every checked setting.
+BAD_FLAGS = [
+    (["--arch", "foo"], f"--arch must be one of {ARCH_NAMES}, got 'foo'"),
+    (["--vocab-size", "2"], "--vocab-size must be at least 3 (0 padding, 1 out-of-vocabulary, "
+     "2.. words), got 2"),
+    (["--vocab-size", "many"], "--vocab-size must be an integer, got 'many'"),
+    (["--maxlen", "0"], "--maxlen must be a positive integer, got 0"),
+    (["--padding", "middle"], "--padding must be one of pre, post, got 'middle'"),
+    (["--truncating", "end"], "--truncating must be one of pre, post, got 'end'"),
+    (["--val-fraction", "1.5"], "--val-fraction must be between 0 and 1, got 1.5"),
+    (["--val-fraction", "0"], "--val-fraction must be between 0 and 1, got 0.0"),
+    (["--limit", "1"], "--limit must be at least 2 reviews, or none for all, got 1"),
+    (["--limit", "lots"], "--limit must be an integer, got 'lots'"),
+    (["--embed-dim", "-8"], "--embed-dim must be a positive integer, got -8"),
+    (["--hidden-size", "0"], "--hidden-size must be a positive integer, got 0"),
+    (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
+    (["--recurrent-dropout", "-0.1"], "--recurrent-dropout must be in [0, 1), got -0.1"),
+    (["--l2=-1e-4"], "--l2 must be 0 or more, got -0.0001"),
+    (["--pooling", "median"], "--pooling must be one of auto, last, max, mean, maxmean, "
+     "got 'median'"),
+    (["--num-layers", "0"], "--num-layers must be a positive integer, got 0"),
+    (["--heads", "0"], "--heads must be a positive integer, got 0"),
+    (["--arch", "transformer", "--heads", "5"],
+     "--heads must be a divisor of --embed-dim (128) for the transformer, got 5"),
+    (["--embeddings", " "], "--embeddings must be none, word2vec or the PATH of a file, got ' '"),
+    (["--embeddings-mode", "thawed"], "--embeddings-mode must be one of finetune, frozen, "
+     "got 'thawed'"),
+    (["--optimizer", "sgd"], "--optimizer must be one of adam, got 'sgd'"),
+    (["--lr", "0"], "--lr must be a positive number, got 0.0"),
+    (["--lr", "nan"], "--lr must be a finite number, got nan"),
+    (["--clipnorm", "-1"], "--clipnorm must be 0 or more, got -1.0"),
+    (["--clip-mode", "local"], "--clip-mode must be one of per_parameter, global, got 'local'"),
+    (["--loss", "mse"], "--loss must be one of bce, got 'mse'"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+    (["--epochs", "ten"], "--epochs must be an integer, got 'ten'"),
+    (["--early-stopping-patience", "-1"], "--early-stopping-patience must be 0 or more, got -1"),
+    (["--reduce-lr-patience", "-2"], "--reduce-lr-patience must be 0 or more, got -2"),
+    (["--reduce-lr-factor", "1.5"], "--reduce-lr-factor must be between 0 and 1, got 1.5"),
+    (["--min-lr", "1e-3"], "--min-lr must be at most --lr (2e-4), got 0.001"),
+    (["--checkpoint-monitor", "val_auc"], "--checkpoint-monitor must be one of val_accuracy, "
+     "val_loss, got 'val_auc'"),
+    (["--seed", "-1"], "--seed must be an integer in [0, 2**32), got -1"),
+    (["--install", "--no-export"], "--install and --no-export exclude each other: give one of "
+     "them"),
+]  # fmt: skip
+
+
+def test_every_setting_has_a_bad_value_case():
+    flags = {argv[-2] if len(argv) > 1 else argv[0].split("=")[0] for argv, _ in BAD_FLAGS}
+    assert flags >= {"--" + f.name.replace("_", "-") for f in dataclasses.fields(ExperimentConfig)}
+
+
+@pytest.mark.parametrize("argv, message", BAD_FLAGS, ids=lambda v: " ".join(v)[:40])
+def test_a_bad_flag_is_one_line_naming_flag_value_and_what_is_allowed(argv, message, capsys):
+    assert main(["train", "imdb", "--data", "/nowhere", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"mlapi: error: {message}\n" and captured.out == ""
+
+
+def test_the_command_line_prints_one_line_and_no_traceback():
+    done = subprocess.run(
+        [sys.executable, "-m", "mlapi", "train", "imdb", "--val-fraction", "1.5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "mlapi: error: --val-fraction must be between 0 and 1, got 1.5\n"
+
+
+def test_saved_and_yaml_configs_are_checked_by_key_and_parsed_like_flags():
+    assert ExperimentConfig.from_dict({"lr": "1e-3", "limit": "none"}) == ExperimentConfig(lr=1e-3)
+    assert ExperimentConfig.from_dict({"epochs": 3}).epochs == 3
+    with pytest.raises(ConfigError, match=r"^val_fraction must be between 0 and 1, got 1.5$"):
+        ExperimentConfig.from_dict({"val_fraction": 1.5})
+    with pytest.raises(ConfigError, match=r"^min_lr must be at most lr \(2e-4\), got 0.1$"):
+        ExperimentConfig.from_dict({"min_lr": 0.1})
+    with pytest.raises(ConfigError, match="^dropout must be a number, got True$"):
+        ExperimentConfig.from_dict({"dropout": True})
+    with pytest.raises(ConfigError, match="^epochs must be an integer, got 2.5$"):
+        ExperimentConfig.from_dict({"epochs": 2.5})
 
 
 # ---------------------------------------------------------------------------------------
@@ -105,11 +183,12 @@ N_PER_LABEL = 100  # reviews per label in train/ and in test/
 TINY = ExperimentConfig(
     limit=160, epochs=2, vocab_size=200, maxlen=20, embed_dim=8, hidden_size=4, batch_size=32
 )
-TINY_FLAGS = [*TINY.cli_args(), "--quiet"]
+TINY_FLAGS = [*TINY.cli_args(), "--quiet", "--install"]  # a --limit run: installs if asked
 METRIC_KEYS = {
-    "train_accuracy_final", "val_accuracy_final", "val_accuracy_best", "best_epoch",
+    "train_accuracy_final", "val_accuracy_final", "val_accuracy_best", "val_accuracy_best_epoch",
     "train_val_gap", "val_loss_rises", "test_accuracy", "per_class", "roc_auc", "epochs_run",
     "seconds_per_epoch", "versions", "confusion_matrix", "checkpoint_epoch",
+    "val_loss_best_epoch", "parameters", "trainable_parameters",
 }  # fmt: skip
 
 
@@ -171,6 +250,9 @@ def test_a_tiny_run_writes_every_output_with_the_right_keys(tiny_run):
     report = output_path(out, name, "report").read_text()
     assert f"`{name}`" in report and "## Diagnostics" in report
     assert f"| test accuracy | {metrics['test_accuracy']:.4f} |" in report
+    ids = metrics["vocab_ids"]  # fewer words in 160 tiny reviews than the cap of 200 ids
+    assert ids < TINY.vocab_size and f"Embedding({ids}, 8)" in report
+    assert f"hold only {ids - 2:,} distinct words, so the vocabulary" in report
 
     installed = models / "sentiment"
     assert sorted(p.name for p in installed.iterdir()) == [
@@ -231,16 +313,93 @@ def test_an_interrupted_run_leaves_old_outputs_and_model_untouched(
     assert snapshot(models) == before_models
 
 
-def test_training_for_model_selection_never_reads_the_test_split(tiny_imdb, tmp_path, monkeypatch):
-    read_split = imdb.load_split
+class SplitReadRecorder:
+    """Records every file of the test split, or of its encoded cache, opened while armed.
 
-    def train_splits_only(root, split, *args, **kwargs):
-        assert split != "test", "model selection read the test split"
-        return read_split(root, split, *args, **kwargs)
+    A Python audit hook sees each `open()`, so a read is caught whether the reviews come
+    from the aclImdb tree or from the cache that an earlier run filled."""
 
-    monkeypatch.setattr(imdb, "load_split", train_splits_only)
-    encoded = load_training_data(TINY, tiny_imdb)
+    def __init__(self):
+        self.test_dir, self.opened = None, []
+        sys.addaudithook(self._hook)  # hooks cannot be removed: disarmed, it does nothing
+
+    def _hook(self, event, args):
+        if event != "open" or self.test_dir is None or not isinstance(args[0], str | Path):
+            return
+        path = os.path.abspath(os.fspath(args[0]))
+        in_tree = path.startswith(self.test_dir + os.sep)
+        in_cache = "imdb-encoded" in path and Path(path).name.startswith("test-")
+        if in_tree or in_cache:
+            self.opened.append(path)
+
+    def arm(self, root):
+        self.test_dir, self.opened = os.path.abspath(root / "test"), []
+
+    def disarm(self):
+        self.test_dir = None
+
+
+TEST_SPLIT_READS = SplitReadRecorder()
+
+
+@pytest.fixture
+def test_split_reads(tiny_imdb):
+    TEST_SPLIT_READS.arm(tiny_imdb)
+    yield TEST_SPLIT_READS
+    TEST_SPLIT_READS.disarm()
+
+
+def encode_tiny(data):
+    return imdb.load_encoded(data, **TINY.encoding())
+
+
+def test_training_for_model_selection_never_reads_the_test_split(
+    tiny_imdb, tiny_run, test_split_reads, tmp_path
+):
+    encoded = encode_tiny(tiny_imdb)
     network, history, checkpoint = train_network(TINY, encoded, tmp_path, progress=False)
     assert [e["epoch"] for e in history.epochs] == [1, 2]
-    assert (tmp_path / "best.pt").is_file() and checkpoint.best_epoch in (1, 2)
-    assert sum(p.numel() for p in network.parameters()) > 0
+    assert (tmp_path / "best.pt").is_file() and checkpoint.saved_epoch in (1, 2)
+    assert test_split_reads.opened == []
+    # The guard sees a test-split read even when it comes from the cache (tiny_run filled it).
+    imdb.load_encoded_test(tiny_imdb, encoded.vocabulary)
+    assert test_split_reads.opened and all("imdb-encoded" in p for p in test_split_reads.opened)
+    imdb.load_encoded_test(tiny_imdb, encoded.vocabulary, cache=False)
+    assert any(p.startswith(str(tiny_imdb / "test")) for p in test_split_reads.opened)
+
+
+def test_a_limit_run_keeps_the_installed_model_unless_told(tiny_imdb, tiny_run, tmp_path, capsys):
+    out, models = tmp_path / "out", tmp_path / "models"
+    shutil.copytree(tiny_run[1], models)
+    before = snapshot(models)
+    argv = ["train", "imdb", "--data", str(tiny_imdb), "--out", str(out)]
+    flags = [*argv, "--models-dir", str(models), *TINY.cli_args(), "--seed", "3"]
+    capsys.readouterr()
+    assert main(flags) == 0
+    captured = capsys.readouterr()
+    assert snapshot(models) == before
+    assert "model NOT installed: a --limit run" in captured.out and "add --install" in captured.out
+    assert "testing epoch" in captured.err and "exporting" not in captured.err
+
+    assert main([*flags, "--install", "--quiet"]) == 0
+    recorded = json.loads(output_path(tiny_run[0], TINY.run_name, "metrics").read_text())
+    replaced = f"it replaced {TINY.run_name} (test accuracy {recorded['test_accuracy']:.4f})"
+    assert replaced in capsys.readouterr().out
+    installed = json.loads((models / "sentiment" / "metadata.json").read_text())
+    assert installed["run_name"] == dataclasses.replace(TINY, seed=3).run_name
+
+
+def test_a_full_run_says_what_it_replaced_and_shows_progress_after_training(
+    tiny_imdb, tmp_path, capsys
+):
+    out, models = tmp_path / "out", tmp_path / "models"
+    config = dataclasses.replace(TINY, limit=None, epochs=1)
+    argv = ["train", "imdb", "--data", str(tiny_imdb), "--out", str(out)]
+    flags = [*argv, "--models-dir", str(models), *config.cli_args()]
+    assert main(flags) == 0
+    captured = capsys.readouterr()
+    assert "no model was installed before" in captured.out
+    for step in ("testing epoch 1's weights", "writing the report", "exporting to ONNX"):
+        assert step in captured.err
+    assert main([*flags, "--seed", "5", "--quiet"]) == 0
+    assert f"it replaced {config.run_name}" in capsys.readouterr().out

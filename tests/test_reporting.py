@@ -1,11 +1,13 @@
 """Run outputs: CSVs, PNGs and the report's sentences, each checked against its numbers."""
 
 import csv
+import dataclasses
+import json
 
 import pytest
 
 from mlapi import reporting
-from mlapi.evaluation import classify, diagnose_history
+from mlapi.evaluation import RunMetrics, classify, diagnose_history
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -23,24 +25,36 @@ def history(val_loss, accuracy=None, val_accuracy=None, lr=None):
     return columns
 
 
-def metrics_for(columns, test_accuracy=0.85, checkpoint_epoch=None):
-    d = diagnose_history(columns).to_dict()
-    epoch = checkpoint_epoch or d["best_epoch"]
-    test = classify([0, 0, 1, 1], [0.2, 0.7, 0.8, 0.9]).to_dict()
-    return {
-        "run_name": "imdb_lstm__test",
-        **d,
-        **{k: test[k] for k in ("per_class", "confusion_matrix", "labels")},
-        "roc_auc": test["roc_auc"],
-        "test_accuracy": test_accuracy,
-        "checkpoint_epoch": epoch,
-        "checkpoint_monitor": "val_accuracy",
-        "val_accuracy_checkpoint": columns["val_accuracy"][epoch - 1],
-        "seconds_per_epoch": 1.5,
-        "n_train": 80,
-        "n_val": 20,
-        "n_test": 4,
-    }
+def metrics_for(columns, test_accuracy=0.85, max_epochs=None):
+    d = diagnose_history(columns)
+    epoch = d.val_accuracy_best_epoch
+    test = classify([0, 0, 1, 1], [0.2, 0.7, 0.8, 0.9])
+    return RunMetrics(
+        run_name="imdb_lstm__test",
+        history=d,
+        test=dataclasses.replace(test, accuracy=test_accuracy),
+        checkpoint_monitor="val_accuracy",
+        checkpoint_epoch=epoch,
+        val_accuracy_checkpoint=columns["val_accuracy"][epoch - 1],
+        epochs_max=max_epochs or d.epochs_run,
+        seconds_per_epoch=1.5,
+        seconds_training=1.5 * d.epochs_run,
+        n_train=80,
+        n_val=20,
+        vocab_ids=100,
+        parameters=1000,
+        trainable_parameters=1000,
+        versions={},
+    )
+
+
+def test_run_metrics_serialise_to_the_flat_metrics_json_and_back():
+    m = metrics_for(history([0.6, 0.5, 0.55]), max_epochs=10)
+    flat = json.loads(json.dumps(m.to_dict()))
+    assert flat["test_accuracy"] == 0.85 and flat["n_test"] == 4
+    assert flat["val_accuracy_best_epoch"] == 3 and flat["checkpoint_epoch"] == 3
+    assert flat["val_loss_best_epoch"] == 2 and "best_epoch" not in flat
+    assert RunMetrics.from_dict(flat) == m and m.stopped_early
 
 
 def test_history_csv_has_one_row_per_epoch(tmp_path):
@@ -66,9 +80,10 @@ def test_plots_are_complete_pngs_and_leave_no_temp_files(tmp_path):
     columns = history([0.6, 0.5, 0.55])
     reporting.plot_curves(tmp_path / "curves.png", columns, best_epoch=2, title="run")
     reporting.plot_confusion_matrix(tmp_path / "cm.png", [[5, 1], [2, 7]], ["neg", "pos"])
-    for name in ("curves.png", "cm.png"):
+    reporting.plot_leaderboard(tmp_path / "board.png", ["gru", "nbsvm"], [0.8, 0.9], [0.79, 0.88])
+    for name in ("curves.png", "cm.png", "board.png"):
         assert (tmp_path / name).read_bytes().startswith(PNG_MAGIC)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cm.png", "curves.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["board.png", "cm.png", "curves.png"]
 
 
 def test_diagnostics_name_overfitting_rises_and_best_epoch():
@@ -78,8 +93,8 @@ def test_diagnostics_name_overfitting_rises_and_best_epoch():
         val_accuracy=[0.70, 0.80, 0.82, 0.88, 0.87, 0.86],
         lr=[2e-4, 2e-4, 1e-4, 1e-4, 5e-5, 2.5e-5],
     )
-    m = metrics_for(columns)
-    gap, rises, best, lr, test = reporting.diagnostics_sentences(m, columns, max_epochs=6)
+    m = metrics_for(columns, max_epochs=6)
+    gap, rises, best, lr, test = reporting.diagnostics_sentences(m, columns)
     assert "+0.1100" in gap and "(overfitting)" in gap
     assert "rose in 3 of 5" in rises and "epochs 3, 5, 6" in rises
     assert "lowest at epoch 4 (0.4000)" in rises and "ended at 0.5000 (+0.1000)" in rises
@@ -90,8 +105,8 @@ def test_diagnostics_name_overfitting_rises_and_best_epoch():
 
 def test_diagnostics_of_a_clean_run_claim_no_overfitting_and_no_stop():
     columns = history([0.6, 0.5, 0.4], accuracy=[0.6, 0.7, 0.8], val_accuracy=[0.62, 0.71, 0.79])
-    m = metrics_for(columns)
-    sentences = reporting.diagnostics_sentences(m, columns, max_epochs=3)
+    m = metrics_for(columns, max_epochs=3)
+    sentences = reporting.diagnostics_sentences(m, columns)
     text = " ".join(sentences)
     assert "no clear overfitting" in text
     assert "fell at every epoch-to-epoch step" in text
@@ -101,7 +116,8 @@ def test_diagnostics_of_a_clean_run_claim_no_overfitting_and_no_stop():
 
 def test_diagnostics_report_an_early_stop():
     columns = history([0.5, 0.4, 0.45, 0.46, 0.47])
-    text = " ".join(reporting.diagnostics_sentences(metrics_for(columns), columns, max_epochs=10))
+    m = metrics_for(columns, max_epochs=10)
+    text = " ".join(reporting.diagnostics_sentences(m, columns))
     assert "stopped after epoch 5 of at most 10" in text
     assert "not improved since epoch 2" in text
 
@@ -122,7 +138,6 @@ def test_report_holds_recipe_results_pictures_and_diagnostics():
         recipe={"model": "Embedding → LSTM → Dense", "seed": 42},
         command="mlapi train imdb --epochs 3",
         files={"curves": "run_curves.png", "confusion_png": "run_cm.png"},
-        max_epochs=3,
     )
     for expected in (
         "# IMDb sentiment run `imdb_lstm__test`",
@@ -142,6 +157,6 @@ def test_report_holds_recipe_results_pictures_and_diagnostics():
 
 def test_a_best_val_accuracy_tied_by_the_last_epoch_is_not_called_lower():
     columns = history([0.6, 0.5, 0.55], val_accuracy=[0.70, 0.86, 0.86])
-    best = reporting.diagnostics_sentences(metrics_for(columns), columns, max_epochs=3)[2]
+    best = reporting.diagnostics_sentences(metrics_for(columns, max_epochs=3), columns)[2]
     assert "came at epoch 2 of 3" in best and "the last epoch ties it" in best
     assert "lower" not in best

@@ -2,11 +2,16 @@
 
 import csv
 import errno
-import os
+import json
+import queue
 import signal
+import subprocess
+import sys
+import threading
 
 import pytest
-from test_experiment import TINY, TINY_FLAGS, snapshot, tiny_imdb  # noqa: F401 (fixture)
+from helpers.imdb import tiny_counts
+from test_experiment import N_PER_LABEL, TINY, TINY_FLAGS, snapshot, tiny_imdb  # noqa: F401
 
 from mlapi import export, reporting
 from mlapi.cli import main
@@ -27,20 +32,69 @@ def history(out):
         return list(csv.DictReader(f))
 
 
-def stop_in_epoch(monkeypatch, epoch, how):
-    """Make the fit loop stop while training `epoch`: Ctrl-C, or a real SIGTERM to ourselves."""
+def stop_in_epoch(monkeypatch, epoch):
+    """Make the fit loop stop while training `epoch`, as Ctrl-C does."""
     real = loop._train_epoch
     calls = []
 
     def train_epoch(*args, **kwargs):
         calls.append(1)
         if len(calls) == epoch:
-            if how == "sigterm":
-                os.kill(os.getpid(), signal.SIGTERM)
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "_train_epoch", train_epoch)
+
+
+# A real `mlapi train imdb` process that says when it is inside epoch N, then waits for a
+# signal there: the test sends SIGTERM only once it has read that line (no sleeps).
+WAIT_IN_EPOCH = """
+import json, signal, sys
+from mlapi.cli import main
+from mlapi.data import imdb
+from mlapi.training import loop
+
+epoch, counts, argv = int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3:]
+imdb.EXPECTED_COUNTS = counts
+real, calls = loop._train_epoch, []
+
+def train_epoch(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == epoch:
+        print("in epoch", epoch, flush=True)
+        signal.pause()  # SIGTERM's handler raises KeyboardInterrupt here
+    return real(*args, **kwargs)
+
+loop._train_epoch = train_epoch
+sys.exit(main(argv))
+"""
+
+
+def sigterm_in_epoch(tiny_imdb, out, models, epoch):  # noqa: F811
+    argv = ["train", "imdb", "--data", str(tiny_imdb), "--out", str(out)]
+    argv += ["--models-dir", str(models), *TINY_FLAGS, *EPOCHS]
+    counts = json.dumps(tiny_counts(N_PER_LABEL, 0))
+    command = [sys.executable, "-c", WAIT_IN_EPOCH, str(epoch), counts, *argv]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as child:
+        lines = _lines_of(child.stdout)
+        try:
+            assert lines.get(timeout=120) == f"run: {TINY.run_name.replace('ep2', 'ep3')}\n"
+            assert lines.get(timeout=120) == f"in epoch {epoch}\n"
+            child.send_signal(signal.SIGTERM)
+            _, err = child.communicate(timeout=120)
+        finally:
+            child.kill()
+    return child.returncode, err
+
+
+def _lines_of(stream) -> queue.Queue:
+    """The stream's lines as they come, read by a thread: a child that hangs fails the test
+    at `get(timeout=...)` instead of hanging it."""
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in stream], daemon=True).start()
+    return lines
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
@@ -54,11 +108,18 @@ def test_resume_continues_an_interrupted_run_to_the_same_result(
     assert train(tiny_imdb, straight / "out", straight / "models") == 0
 
     out, models = tmp_path / "out", tmp_path / "models"
-    with monkeypatch.context() as patch:
-        stop_in_epoch(patch, 3, how)
-        assert train(tiny_imdb, out, models) == 130
+    if how == "sigterm":
+        code, err = sigterm_in_epoch(tiny_imdb, out, models, 3)
+        assert code == 130, err
+        assert err.strip().splitlines()[-1] == "mlapi: interrupted" and "Traceback" not in err
+    else:
+        with monkeypatch.context() as patch:
+            stop_in_epoch(patch, 3)
+            assert train(tiny_imdb, out, models) == 130
     assert not models.exists()  # nothing installed by an interrupted run
-    assert sorted(p.name for p in out.iterdir()) == [STATE]
+    assert sorted(p.name for p in out.iterdir()) == [STATE]  # no staging, no partial output
+    assert sorted(p.name for p in (out / STATE).iterdir()) == [
+        "best.pt", "best.pt.json", "config.json", "last.pt", "last.pt.json"]  # fmt: skip
     assert train(tiny_imdb, out, models, "--resume") == 0
 
     resumed, reference = history(out), history(straight / "out")
@@ -73,7 +134,7 @@ def test_resume_continues_an_interrupted_run_to_the_same_result(
 def test_resume_refuses_other_settings(tiny_imdb, tmp_path, monkeypatch, capsys):  # noqa: F811
     out, models = tmp_path / "out", tmp_path / "models"
     with monkeypatch.context() as patch:
-        stop_in_epoch(patch, 2, "ctrl-c")
+        stop_in_epoch(patch, 2)
         assert train(tiny_imdb, out, models) == 130
     capsys.readouterr()
     assert train(tiny_imdb, out, models, "--resume", "--seed", "7") == 2

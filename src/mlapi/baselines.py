@@ -128,10 +128,10 @@ class BaselineSplits:
 
 
 def load_splits(
-    data: str | os.PathLike | None = None,
+    data: str | os.PathLike | None,
     *,
-    val_fraction: float = 0.2,
-    seed: int = 42,
+    val_fraction: float,
+    seed: int,
     limit: int | None = None,
 ) -> BaselineSplits:
     from mlapi.data.imdb import find_dataset, load_split, stratified_sample, validation_split

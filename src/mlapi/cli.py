@@ -24,12 +24,20 @@ COMMAND_MODULES = (
     "mlapi.training.commands",
     "mlapi.serving.commands",
     "mlapi.delivery",
-    "mlapi.compare",
+    "mlapi.compare.command",
 )
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A usage error (unknown flag, missing value) is one line, like our other errors;
+    subcommand parsers inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="mlapi", description="Train honest models and serve them over a validated REST API."
     )
     parser.add_argument("--version", action="version", version=f"mlapi {__version__}")

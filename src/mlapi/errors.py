@@ -11,3 +11,8 @@ class DataError(MlapiError):
 
 class ArtifactError(MlapiError):
     """A model or other artifact is missing, corrupt or fails its integrity check."""
+
+
+class ConfigError(MlapiError, ValueError):
+    """A setting is out of range or inconsistent; the message names the flag, the value
+    and what is allowed ("--val-fraction must be between 0 and 1, got 1.5")."""

@@ -7,7 +7,8 @@ A training history is a Keras-style column mapping: `{"loss": [...], "accuracy":
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
@@ -25,12 +26,12 @@ class HistoryDiagnostics:
     train_accuracy_final: float
     val_accuracy_final: float
     val_accuracy_best: float
-    best_epoch: int  # epoch of the best val_accuracy (first one on ties)
+    val_accuracy_best_epoch: int  # first epoch reaching val_accuracy_best
     train_val_gap: float  # train_accuracy_final - val_accuracy_final
     val_loss_rises: int  # epochs whose val_loss is above the previous epoch's
     val_loss_rise_epochs: tuple[int, ...]
     val_loss_best: float
-    val_loss_best_epoch: int
+    val_loss_best_epoch: int  # first epoch reaching val_loss_best (what EarlyStopping watches)
     val_loss_final: float
 
     def to_dict(self) -> dict:
@@ -51,7 +52,7 @@ def diagnose_history(history: History) -> HistoryDiagnostics:
         train_accuracy_final=float(train_acc[-1]),
         val_accuracy_final=float(val_acc[-1]),
         val_accuracy_best=float(val_acc.max()),
-        best_epoch=int(np.argmax(val_acc)) + 1,
+        val_accuracy_best_epoch=int(np.argmax(val_acc)) + 1,
         train_val_gap=float(train_acc[-1] - val_acc[-1]),
         val_loss_rises=len(rises),
         val_loss_rise_epochs=rises,
@@ -114,3 +115,60 @@ def classify(
         per_class=per_class,
         labels=tuple(labels),
     )
+
+
+# metrics.json names of ClassificationMetrics' fields (the others keep theirs)
+_TEST_KEYS = {"accuracy": "test_accuracy", "n": "n_test"}
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """What one training run measured, read by the report, the leaderboard and the CLI.
+
+    Three epochs, one purpose each: `checkpoint_epoch` (the weights that were tested and
+    exported, picked by `checkpoint_monitor`), `history.val_loss_best_epoch` (what
+    EarlyStopping and ReduceLROnPlateau watch) and `history.val_accuracy_best_epoch`.
+    `to_dict()` is the run's flat metrics.json.
+    """
+
+    run_name: str
+    history: HistoryDiagnostics
+    test: ClassificationMetrics  # the test split, read once, with the checkpoint's weights
+    checkpoint_monitor: str
+    checkpoint_epoch: int
+    val_accuracy_checkpoint: float  # the val accuracy of the tested weights
+    epochs_max: int
+    seconds_per_epoch: float
+    seconds_training: float
+    n_train: int
+    n_val: int
+    vocab_ids: int  # ids of the fitted vocabulary: at most the vocab_size setting
+    parameters: int
+    trainable_parameters: int
+    versions: dict[str, str]
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.history.epochs_run < self.epochs_max
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        history, test = values.pop("history").to_dict(), values.pop("test").to_dict()
+        test = {_TEST_KEYS.get(k, k): v for k, v in test.items()}
+        test["labels"] = list(test["labels"])
+        history["val_loss_rise_epochs"] = list(history["val_loss_rise_epochs"])
+        return {"run_name": values.pop("run_name"), **history, **test, **values}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunMetrics:
+        """Read back a metrics.json written by `to_dict`."""
+        history = {f.name: values[f.name] for f in fields(HistoryDiagnostics)}
+        history["val_loss_rise_epochs"] = tuple(history["val_loss_rise_epochs"])
+        test = {
+            f.name: values[_TEST_KEYS.get(f.name, f.name)] for f in fields(ClassificationMetrics)
+        }
+        test["labels"] = tuple(test["labels"])
+        rest = {f.name: values[f.name] for f in fields(cls) if f.name not in ("history", "test")}
+        return cls(
+            history=HistoryDiagnostics(**history), test=ClassificationMetrics(**test), **rest
+        )

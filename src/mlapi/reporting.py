@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from mlapi.artifacts import atomic_path, atomic_write_text  # noqa: E402
-from mlapi.evaluation import History  # noqa: E402
+from mlapi.evaluation import History, HistoryDiagnostics, RunMetrics  # noqa: E402
 
 # The train-val accuracy gap (final epoch) above which we call the model overfitted,
 # and below which we call it not overfitted. Between them it is "mild".
@@ -79,12 +79,19 @@ def plot_curves(
 def plot_confusion_matrix(
     path: str | os.PathLike, matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str = ""
 ) -> None:
+    _save_figure(confusion_matrix_figure(matrix, labels, title), path)
+
+
+def confusion_matrix_figure(
+    matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str = ""
+) -> plt.Figure:
+    """The matrix as a heat map with its counts; each count is drawn in black or white,
+    whichever contrasts more with its own cell's colour (readable on any matrix)."""
     fig, ax = plt.subplots(figsize=(4.5, 4))
     image = ax.imshow(matrix, cmap="Blues")
-    top = max(max(row) for row in matrix) or 1
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
-            color = "white" if count > top / 2 else "black"
+            color = _readable_text_color(image.cmap(image.norm(count)))
             ax.text(j, i, f"{count:,}", ha="center", va="center", color=color)
     ax.set_xticks(range(len(labels)), labels)
     ax.set_yticks(range(len(labels)), labels)
@@ -92,6 +99,44 @@ def plot_confusion_matrix(
     ax.set_ylabel("true")
     ax.set_title(title or "confusion matrix (test)", fontsize=9)
     fig.colorbar(image, ax=ax)
+    return fig
+
+
+def _readable_text_color(background: Sequence[float]) -> str:
+    """ "black" or "white", whichever has the higher WCAG contrast ratio on `background`
+    (RGB(A) in 0..1); the better of the two is always at least 4.58:1."""
+    luminance = _relative_luminance(background)
+    on_black = (luminance + 0.05) / 0.05
+    on_white = 1.05 / (luminance + 0.05)
+    return "black" if on_black >= on_white else "white"
+
+
+def _relative_luminance(rgb: Sequence[float]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour (components in 0..1)."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb[:3]]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def plot_leaderboard(
+    path: str | os.PathLike,
+    labels: Sequence[str],
+    val_accuracy: Sequence[float],
+    test_accuracy: Sequence[float],
+) -> None:
+    """Val and test accuracy per model as paired bars, the first model at the bottom."""
+    y = range(len(labels))
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.55 * len(labels)))
+    ax.barh([i + 0.2 for i in y], val_accuracy, 0.4, label="val accuracy")
+    ax.barh([i - 0.2 for i in y], test_accuracy, 0.4, label="test accuracy")
+    for i, (val, test) in enumerate(zip(val_accuracy, test_accuracy, strict=True)):
+        ax.text(val, i + 0.2, f" {val:.4f}", va="center", fontsize=8)
+        ax.text(test, i - 0.2, f" {test:.4f}", va="center", fontsize=8)
+    low, high = min(*val_accuracy, *test_accuracy), max(*val_accuracy, *test_accuracy)
+    ax.set_xlim(max(0.0, low - 0.03), min(1.0, high + 0.02))
+    ax.set_yticks(list(y), labels, fontsize=8)
+    ax.set_xlabel("accuracy (sorted by val accuracy)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("IMDb: architectures and baselines on the same split")
     _save_figure(fig, path)
 
 
@@ -104,30 +149,27 @@ def _save_figure(fig: plt.Figure, path: str | os.PathLike) -> None:
         plt.close(fig)
 
 
-def diagnostics_sentences(
-    metrics: Mapping[str, Any], history: History, max_epochs: int | None = None
-) -> list[str]:
+def diagnostics_sentences(metrics: RunMetrics, history: History) -> list[str]:
     """The history in words. Every claim is a comparison of numbers stated in it."""
-    sentences = [_gap_sentence(metrics), _val_loss_sentence(metrics)]
-    sentences.append(_best_epoch_sentence(metrics))
-    if max_epochs and metrics["epochs_run"] < max_epochs:
+    h = metrics.history
+    sentences = [_gap_sentence(h), _val_loss_sentence(h), _best_epoch_sentence(h)]
+    if metrics.stopped_early:
         sentences.append(
-            f"Training stopped after epoch {metrics['epochs_run']} of at most {max_epochs}: "
-            f"val_loss had not improved since epoch {metrics['val_loss_best_epoch']}."
+            f"Training stopped after epoch {h.epochs_run} of at most {metrics.epochs_max}: "
+            f"val_loss had not improved since epoch {h.val_loss_best_epoch}."
         )
     lr_sentence = _lr_sentence(history)
     if lr_sentence:
         sentences.append(lr_sentence)
-    if "test_accuracy" in metrics and "checkpoint_epoch" in metrics:
-        sentences.append(_test_sentence(metrics))
+    sentences.append(_test_sentence(metrics))
     return sentences
 
 
-def _gap_sentence(m: Mapping[str, Any]) -> str:
-    gap = m["train_val_gap"]
+def _gap_sentence(h: HistoryDiagnostics) -> str:
+    gap = h.train_val_gap
     numbers = (
-        f"At the last epoch train accuracy is {m['train_accuracy_final']:.4f} and val accuracy "
-        f"{m['val_accuracy_final']:.4f}, a gap of {gap:+.4f}"
+        f"At the last epoch train accuracy is {h.train_accuracy_final:.4f} and val accuracy "
+        f"{h.val_accuracy_final:.4f}, a gap of {gap:+.4f}"
     )
     if gap > OVERFIT_GAP:
         verdict = (
@@ -143,29 +185,31 @@ def _gap_sentence(m: Mapping[str, Any]) -> str:
     return f"{numbers}; {verdict}"
 
 
-def _val_loss_sentence(m: Mapping[str, Any]) -> str:
-    steps = m["epochs_run"] - 1
-    rises = m["val_loss_rises"]
+def _val_loss_sentence(h: HistoryDiagnostics) -> str:
+    steps = h.epochs_run - 1
     if steps == 0:
         return "Only one epoch ran, so val_loss has no trend to describe."
-    if rises == 0:
+    if h.val_loss_rises == 0:
         trend = "val_loss fell at every epoch-to-epoch step"
     else:
-        where = ", ".join(str(e) for e in m["val_loss_rise_epochs"])
-        trend = f"val_loss rose in {rises} of {steps} epoch-to-epoch steps (at epochs {where})"
-    lowest = f"it was lowest at epoch {m['val_loss_best_epoch']} ({m['val_loss_best']:.4f})"
-    if m["val_loss_best_epoch"] == m["epochs_run"]:
+        where = ", ".join(str(e) for e in h.val_loss_rise_epochs)
+        trend = (
+            f"val_loss rose in {h.val_loss_rises} of {steps} epoch-to-epoch steps "
+            f"(at epochs {where})"
+        )
+    lowest = f"it was lowest at epoch {h.val_loss_best_epoch} ({h.val_loss_best:.4f})"
+    if h.val_loss_best_epoch == h.epochs_run:
         return f"{trend}; {lowest}, the last epoch."
-    rise = m["val_loss_final"] - m["val_loss_best"]
-    return f"{trend}; {lowest} and ended at {m['val_loss_final']:.4f} ({rise:+.4f})."
+    rise = h.val_loss_final - h.val_loss_best
+    return f"{trend}; {lowest} and ended at {h.val_loss_final:.4f} ({rise:+.4f})."
 
 
-def _best_epoch_sentence(m: Mapping[str, Any]) -> str:
-    best, last = m["best_epoch"], m["epochs_run"]
-    text = f"The best val accuracy, {m['val_accuracy_best']:.4f}, came at epoch {best} of {last}"
+def _best_epoch_sentence(h: HistoryDiagnostics) -> str:
+    best, last = h.val_accuracy_best_epoch, h.epochs_run
+    text = f"The best val accuracy, {h.val_accuracy_best:.4f}, came at epoch {best} of {last}"
     if best == last:
         return f"{text}, the last epoch run."
-    drop = m["val_accuracy_best"] - m["val_accuracy_final"]
+    drop = h.val_accuracy_best - h.val_accuracy_final
     if round(drop, 4) == 0:
         return f"{text} (first reached there; the last epoch ties it)."
     return f"{text}; the last epoch's val accuracy is {drop:.4f} lower."
@@ -182,28 +226,27 @@ def _lr_sentence(history: History) -> str | None:
     )
 
 
-def _test_sentence(m: Mapping[str, Any]) -> str:
-    val = m["val_accuracy_checkpoint"]
-    diff = m["test_accuracy"] - val
+def _test_sentence(m: RunMetrics) -> str:
+    val = m.val_accuracy_checkpoint
+    diff = m.test.accuracy - val
     return (
-        f"Test metrics use the weights of epoch {m['checkpoint_epoch']} (best "
-        f"{m['checkpoint_monitor']}); test accuracy {m['test_accuracy']:.4f} is {diff:+.4f} "
+        f"Test metrics use the weights of epoch {m.checkpoint_epoch} (best "
+        f"{m.checkpoint_monitor}); test accuracy {m.test.accuracy:.4f} is {diff:+.4f} "
         f"from that epoch's val accuracy ({val:.4f})."
     )
 
 
 def render_report(
-    metrics: Mapping[str, Any],
+    metrics: RunMetrics,
     history: History,
     recipe: Mapping[str, Any],
     command: str,
     files: Mapping[str, str],
-    max_epochs: int | None = None,
 ) -> str:
     """The seed's report for one run in Markdown; `files` names the curves and matrix PNGs."""
-    run = metrics["run_name"]
+    test = metrics.test
     lines = [
-        f"# IMDb sentiment run `{run}`",
+        f"# IMDb sentiment run `{metrics.run_name}`",
         "",
         "```",
         command,
@@ -226,7 +269,7 @@ def render_report(
         *(
             f"| {label} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} "
             f"| {v['support']:,} |"
-            for label, v in metrics["per_class"].items()
+            for label, v in test.per_class.items()
         ),
         "",
         "## Curves",
@@ -235,31 +278,33 @@ def render_report(
         "",
         "## Confusion matrix (test)",
         "",
-        *_matrix_table(metrics["confusion_matrix"], metrics["labels"]),
+        *_matrix_table(test.confusion_matrix, test.labels),
         "",
         f"![confusion matrix]({files['confusion_png']})",
         "",
         "## Diagnostics",
         "",
-        *(f"- {s}" for s in diagnostics_sentences(metrics, history, max_epochs)),
+        *(f"- {s}" for s in diagnostics_sentences(metrics, history)),
         "",
     ]
     return "\n".join(lines)
 
 
-def _result_rows(m: Mapping[str, Any]) -> list[tuple[str, str]]:
-    auc = "n/a" if m.get("roc_auc") is None else f"{m['roc_auc']:.4f}"
+def _result_rows(m: RunMetrics) -> list[tuple[str, str]]:
+    h, test = m.history, m.test
+    auc = "n/a" if test.roc_auc is None else f"{test.roc_auc:.4f}"
+    best = f"{h.val_accuracy_best:.4f} (epoch {h.val_accuracy_best_epoch})"
     return [
-        ("train accuracy (final)", f"{m['train_accuracy_final']:.4f}"),
-        ("val accuracy (final)", f"{m['val_accuracy_final']:.4f}"),
-        ("best val accuracy", f"{m['val_accuracy_best']:.4f} (epoch {m['best_epoch']})"),
-        ("train–val gap", f"{m['train_val_gap']:.4f}"),
-        ("val_loss rises", str(m["val_loss_rises"])),
-        ("test accuracy", f"{m['test_accuracy']:.4f}"),
+        ("train accuracy (final)", f"{h.train_accuracy_final:.4f}"),
+        ("val accuracy (final)", f"{h.val_accuracy_final:.4f}"),
+        ("best val accuracy", best),
+        ("train–val gap", f"{h.train_val_gap:.4f}"),
+        ("val_loss rises", str(h.val_loss_rises)),
+        ("test accuracy", f"{test.accuracy:.4f}"),
         ("test ROC-AUC", auc),
-        ("epochs run", str(m["epochs_run"])),
-        ("seconds per epoch", f"{m['seconds_per_epoch']:.1f}"),
-        ("reviews train / val / test", f"{m['n_train']:,} / {m['n_val']:,} / {m['n_test']:,}"),
+        ("epochs run", str(h.epochs_run)),
+        ("seconds per epoch", f"{m.seconds_per_epoch:.1f}"),
+        ("reviews train / val / test", f"{m.n_train:,} / {m.n_val:,} / {test.n:,}"),
     ]
 
 

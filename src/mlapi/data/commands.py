@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def recipe_maxlen() -> int:
     """The training recipe's maxlen: the config's default, defined there once."""
-    from mlapi.training.experiment import ExperimentConfig  # torch-free
+    from mlapi.training.config import ExperimentConfig  # torch-free
 
     (maxlen,) = (f.default for f in dataclasses.fields(ExperimentConfig) if f.name == "maxlen")
     return maxlen

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-POOLINGS = ("last", "max", "mean", "maxmean")
+from mlapi.models.names import POOLINGS
+
 _VERY_NEGATIVE = -1e4  # below any activation of these networks, finite so ONNX stays exact
 
 

@@ -18,14 +18,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-ARCHS = ("lstm", "bilstm", "gru", "bigru", "cnn", "transformer")
-RECURRENT_ARCHS = ("lstm", "bilstm", "gru", "bigru")
-POOLING_CHOICES = ("auto", "last", "max", "mean", "maxmean")
-_AUTO_POOLING = {"cnn": "max", "transformer": "mean"}
-
-
-def resolved_pooling(arch: str, pooling: str) -> str:
-    return _AUTO_POOLING.get(arch, "last") if pooling == "auto" else pooling
+from mlapi.models.names import ARCHS, RECURRENT_ARCHS, resolved_pooling
 
 
 def uses_seed_lstm(config: Any) -> bool:

@@ -11,11 +11,13 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from mlapi.serving import security
 from mlapi.serving.errors import ApiError, validation_error
+from mlapi.serving.metrics import record_predictions
 
 bp = Blueprint("api", __name__)
 
 IRIS_EXAMPLE = '{"features": [5.1, 3.5, 1.4, 0.2]}'
 SENTIMENT_EXAMPLE = '{"text": "A wonderful film."}'
+LABEL_KEYS = {"iris": "prediction", "sentiment": "label"}  # the answer's predicted label
 V1_EXAMPLES = {
     "iris": '{"instances": [[5.1, 3.5, 1.4, 0.2]]}',
     "sentiment": '{"instances": ["A wonderful film."]}',
@@ -30,7 +32,9 @@ def serving_state():
 def require_api_key() -> None:
     """When API_KEY is set, every endpoint here needs it (Bearer or X-API-Key)."""
     expected = serving_state().settings.api_key
-    if expected and not security.key_matches(security.presented_key(), expected):
+    if not expected or request.method == "OPTIONS":  # a CORS preflight carries no key
+        return
+    if not security.key_matches(security.presented_key(), expected):
         raise ApiError(
             401,
             "Missing or wrong API key. Send it as 'Authorization: Bearer <key>' "
@@ -43,9 +47,14 @@ def is_json_mimetype(mimetype: str) -> bool:
     return mimetype == "application/json" or mimetype.endswith("+json")
 
 
-def read_json_object(example: str) -> dict[str, Any]:
-    """The request body as a JSON object, or an ApiError saying what is wrong with it."""
-    if not is_json_mimetype(request.mimetype):
+def read_json_object(example: str, content_type_optional: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object, or an ApiError saying what is wrong with it.
+
+    `content_type_optional`: a body sent with no Content-Type at all is read as JSON (the V2
+    protocol's clients send none); any other non-JSON Content-Type is still a 415.
+    """
+    untyped_ok = content_type_optional and not request.content_type
+    if not untyped_ok and not is_json_mimetype(request.mimetype):
         got = request.content_type or "no Content-Type"
         raise ApiError(
             415,
@@ -116,10 +125,16 @@ def predict_sentiment():
 
 def _one_or_many(model_name: str, one, many):
     """One answer object for a single input, {"predictions": [...]} for a batch."""
-    model = serving_state().registry.get(model_name)
     if one is not None:
-        return jsonify(model.predict([one])[0])
-    return jsonify(predictions=model.predict(many))
+        return jsonify(predict(model_name, [one])[0])
+    return jsonify(predictions=predict(model_name, many))
+
+
+def predict(model_name: str, inputs: list, version: str | None = None) -> list[dict[str, Any]]:
+    """The model's answer per input (the served version, or `version`), counted in /metrics."""
+    answers = serving_state().registry.get(model_name, version).predict(inputs)
+    record_predictions(model_name, [answer[LABEL_KEYS[model_name]] for answer in answers])
+    return answers
 
 
 @bp.post("/v1/models/<name>:predict")
@@ -130,7 +145,14 @@ def v1_predict(name: str):
     if request_model is None:
         raise ApiError(404, _unknown_model(name))
     payload = validate(request_model, read_json_object(V1_EXAMPLES[name]))
-    return jsonify(predictions=state.registry.get(name).predict(payload.instances))
+    return jsonify(predictions=predict(name, payload.instances))
+
+
+@bp.get("/v1/models")
+def v1_list_models():
+    """Every model this server knows, with whether it is ready (KServe's model list)."""
+    slots = serving_state().registry.slots.values()
+    return jsonify(models=[_status(slot) for slot in slots])
 
 
 @bp.get("/v1/models/<name>")
@@ -138,9 +160,13 @@ def v1_model_status(name: str):
     slot = serving_state().registry.slots.get(name)
     if slot is None:
         raise ApiError(404, _unknown_model(name))
+    return jsonify(_status(slot))
+
+
+def _status(slot) -> dict[str, Any]:
     if not slot.loaded:
-        return jsonify(name=name, ready=False, problem=security.public_text(slot.problem))
-    return jsonify(name=name, ready=True, **slot.predictor.info())
+        return {"name": slot.name, "ready": False, "problem": security.public_text(slot.problem)}
+    return {"name": slot.name, "ready": True, "version": slot.version, **slot.predictor.info()}
 
 
 def _unknown_model(name: str) -> str:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass
 
 from flask import Flask, g, request
 from pydantic import BaseModel
 
-from mlapi.serving import api, limits, pages, schemas, security
+from mlapi.serving import api, cors, limits, logs, metrics, pages, schemas, security, v2
 from mlapi.serving.errors import register_error_handlers
 from mlapi.serving.iris import IrisPredictor
 from mlapi.serving.registry import ModelRegistry
@@ -76,6 +77,13 @@ def create_app(settings: ServingSettings | None = None) -> Flask:
     limits.init_app(app, settings.max_concurrent_large)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    # Operators' features (issue 15): V2 protocol, /metrics, JSON logs, CORS.
+    v2.init_app(app, settings)
+    served_metrics = metrics.init_app(app, settings.metrics)
+    if served_metrics is not None:
+        served_metrics.observe_models(app.extensions["mlapi"].registry.slots.values())
+    logs.init_app(app, settings.log_format)
+    cors.init_app(app, settings.cors_origins)
     return app
 
 
@@ -105,6 +113,7 @@ def load_models(settings: ServingSettings) -> ModelRegistry:
 def _assign_request_id() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    g.started = time.perf_counter()  # for the latency metric and the access log
 
 
 def _echo_request_id(response):

@@ -65,3 +65,31 @@ accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)sB %(M)sms rid=%({x-request-id}o)s'
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+
+# --- Prometheus metrics across workers and JSON logs (mlapi.serving.metrics, .logs) ---
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT == "json":
+    from mlapi.serving.logs import gunicorn_json_logconfig
+
+    accesslog = None  # the app writes one JSON line per request instead (mlapi.access)
+    logconfig_dict = gunicorn_json_logconfig(loglevel)
+
+
+def on_starting(server):
+    """Before any worker forks: a clean metrics folder for this server."""
+    from mlapi.serving.multiprocess import prepare_metrics_dir
+
+    prepare_metrics_dir()
+
+
+def child_exit(server, worker):
+    """A worker exited: its live gauges (model loaded, version) no longer count."""
+    from mlapi.serving.multiprocess import mark_worker_dead
+
+    mark_worker_dead(worker.pid)
+
+
+def on_exit(server):
+    from mlapi.serving.multiprocess import remove_metrics_dir
+
+    remove_metrics_dir()

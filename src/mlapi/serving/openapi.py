@@ -7,13 +7,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlapi import __version__
-from mlapi.serving import schemas
+from mlapi.serving import schemas, v2
 
 REF = "#/components/schemas/{model}"
 ERROR_STATUSES = {
     "400": "Invalid input: the message says what and where (field)",
     "401": "Missing or wrong API key (only when API_KEY is set)",
-    "408": "The request body stopped arriving (gunicorn's body read timeout)",
+    "408": "The request did not arrive in time (the server's header and body deadlines)",
     "413": "Request body over the size limit",
     "415": "Content-Type is not JSON",
     "500": "Unexpected error; the message carries a request id",
@@ -70,12 +70,90 @@ def openapi_document(state) -> dict[str, Any]:
         "/health": {"get": _simple("Liveness", ref(schemas.Health))},
         "/ready": {"get": _simple("Readiness: every model to serve is loaded", None, error=error)},
         "/models": {"get": _simple("What is loaded", ref(schemas.ModelsResponse))},
+        "/v1/models": {"get": _simple("Every model and whether it is ready", ref(V1ModelList))},
+        **_v2_paths(state, ref),
     }
+    if state.settings.metrics:
+        paths["/metrics"] = {"get": _metrics_operation()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "mlapi", "version": __version__},
         "paths": paths,
         "components": {"schemas": components},
+    }
+
+
+class V1ModelList(BaseModel):
+    models: list[schemas.V1ModelStatus]
+
+
+V2_ERROR_STATUSES = {"404": "No such model or version", **ERROR_STATUSES}
+VERSION_PARAMETER = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    "description": "A model version (MODELS_DIR/<name>/<version>/)",
+}
+
+
+def _v2_paths(state, ref) -> dict[str, Any]:
+    """The Open Inference Protocol (V2): per model, with and without a version."""
+    error = ref(v2.V2Error)
+    paths = {
+        "/v2": {"get": _simple("V2 server metadata", {"type": "object"})},
+        "/v2/health/live": {"get": _simple("V2 liveness", {"type": "object"})},
+        "/v2/health/ready": {"get": _simple("V2 readiness", {"type": "object"}, error=error)},
+    }
+    for name, request_model in v2.request_models(state.settings).items():
+        for base in (f"/v2/models/{name}", f"/v2/models/{name}/versions/{{version}}"):
+            params = [VERSION_PARAMETER] if "{version}" in base else []
+            paths[base] = {
+                "get": _v2_get(f"V2 metadata of the {name} model", ref(v2.ModelMetadata), error)
+                | _with(params)
+            }
+            paths[f"{base}/ready"] = {
+                "get": _v2_get(f"Is the {name} model ready (V2)", {"type": "object"}, error)
+                | _with(params)
+            }
+            infer = _operation(
+                f"V2 inference with the {name} model",
+                request=ref(request_model),
+                ok=ref(v2.InferResponse),
+                error=error,
+                statuses=V2_ERROR_STATUSES,
+            )
+            paths[f"{base}/infer"] = {"post": infer | _with(params)}
+    return paths
+
+
+def _with(parameters: list[dict]) -> dict:
+    return {"parameters": parameters} if parameters else {}
+
+
+def _v2_get(summary: str, ok: dict, error: dict) -> dict:
+    operation = _simple(summary, ok, error=error)
+    operation["responses"]["404"] = {
+        "description": "No such model or version",
+        "content": _json(error),
+    }
+    if "401" not in operation["responses"]:
+        operation["responses"]["401"] = {
+            "description": ERROR_STATUSES["401"],
+            "content": _json(error),
+        }
+    return operation
+
+
+def _metrics_operation() -> dict:
+    return {
+        "summary": "Prometheus metrics (text exposition format), open like /health",
+        "responses": {
+            "200": {
+                "description": "Every worker's metrics",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
     }
 
 
@@ -95,9 +173,11 @@ def _json(schema: dict | None) -> dict:
     return {"application/json": {"schema": schema or {"type": "object"}}}
 
 
-def _operation(summary: str, request: dict, ok: dict, error: dict) -> dict:
+def _operation(
+    summary: str, request: dict, ok: dict, error: dict, statuses: dict = ERROR_STATUSES
+) -> dict:
     responses = {"200": {"description": "Prediction", "content": _json(ok)}}
-    for status, description in ERROR_STATUSES.items():
+    for status, description in statuses.items():
         responses[status] = {"description": description, "content": _json(error)}
     return {
         "summary": summary,

@@ -21,6 +21,7 @@ class ModelSlot:
     name: str
     predictor: Any = None
     problem: str | None = None
+    version: str | None = None  # the version served (MODELS_DIR/<name>/<version>/)
 
     @property
     def loaded(self) -> bool:
@@ -32,10 +33,10 @@ class ModelRegistry:
         self.slots: dict[str, ModelSlot] = {}
         self.required = required  # the models that must be loaded for the server to be ready
 
-    def load(self, name: str, loader: Callable[[], Any]) -> ModelSlot:
+    def load(self, name: str, loader: Callable[[], Any], version: str | None = "1") -> ModelSlot:
         """Run `loader`; keep its predictor, or the reason it failed (logged once)."""
         try:
-            slot = ModelSlot(name, predictor=loader())
+            slot = ModelSlot(name, predictor=loader(), version=version)
             log.info("model %s loaded", name)
         except MlapiError as exc:
             slot = ModelSlot(name, problem=str(exc))
@@ -61,8 +62,8 @@ class ModelRegistry:
             if name not in self.slots or not self.slots[name].loaded
         }
 
-    def get(self, name: str) -> Any:
-        """The predictor, or a 503 ApiError saying why there is none."""
+    def get(self, name: str, version: str | None = None) -> Any:
+        """The predictor (of `version`, default the served one), or an ApiError saying why not."""
         slot = self.slots.get(name)
         if slot is None:
             raise ApiError(
@@ -70,4 +71,8 @@ class ModelRegistry:
             )
         if not slot.loaded:
             raise ApiError(503, f"The {name} model is not available: {slot.problem}")
+        if version is not None and version != slot.version:
+            raise ApiError(
+                404, f"The {name} model has no version '{version}'. Served: {slot.version}."
+            )
         return slot.predictor

@@ -36,7 +36,12 @@ ENV_VARS = {
     "allow_pickle": "ALLOW_PICKLE",
     "sentiment_max_total_chars": "SENTIMENT_MAX_TOTAL_CHARS",
     "max_concurrent_large": "MAX_CONCURRENT_LARGE_REQUESTS",
+    "metrics": "METRICS",
+    "log_format": "LOG_FORMAT",
+    "cors_origins": "CORS_ORIGINS",
 }
+LOG_FORMATS = ("text", "json")
+_BOOLEANS = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class ServingSettings:
     allow_pickle: bool = True  # False: Iris only from modelo.onnx, a pickle is never loaded
     sentiment_max_total_chars: int = 300_000  # all texts of one request together
     max_concurrent_large: int = 1  # requests over 64 KiB a worker runs at once; others wait
+    metrics: bool = True  # GET /metrics (Prometheus); METRICS=0 turns it off
+    log_format: str = "text"  # "json": one JSON object per access and error line
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none by default
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServingSettings:
@@ -79,6 +87,9 @@ class ServingSettings:
             raise MlapiError(
                 "API_KEY is set but empty: set a key, or unset API_KEY to serve without one"
             )
+        if self.log_format not in LOG_FORMATS:
+            allowed = " or ".join(LOG_FORMATS)
+            raise MlapiError(f"LOG_FORMAT must be {allowed}, got {self.log_format!r}")
 
     @property
     def sentiment_dir(self) -> Path:
@@ -106,6 +117,14 @@ def _parse(name: str, raw):
         return _host_names(raw)
     if name == "allow_pickle":
         return _flag(name, raw)
+    if name == "cors_origins" and isinstance(raw, str):
+        return tuple(origin.strip() for origin in raw.split(",") if origin.strip())
+    if name == "metrics" and isinstance(raw, str):
+        if raw.strip().lower() not in _BOOLEANS:
+            raise MlapiError(f"METRICS must be 1 or 0 (on or off), got {raw!r}")
+        return _BOOLEANS[raw.strip().lower()]
+    if name == "log_format" and isinstance(raw, str):
+        return raw.strip().lower()
     if name == "api_key" or not isinstance(raw, str):
         return raw
     try:

@@ -1,8 +1,11 @@
-"""Keras-like callbacks for `mlapi.training.loop.fit`.
+"""Keras-like callbacks, and the `Trainer` and `History` they are handed.
 
-A callback sees the `Trainer` (model, optimizer, learning rate, `stop_training` flag) at
-each hook. Epochs are 1-based, as in the history and the progress bar.
-The monitored value comes from the epoch's logs (`val_loss` by default).
+A callback sees the `Trainer` (model, optimizer, learning rate, history, `stop_training`
+flag) at each hook, as Keras hands callbacks the model; this module imports nothing of the
+fit loop. Epochs are 1-based, as in the history and the progress bar. The monitored value
+comes from the epoch's logs (`val_loss` by default). Each callback's `state_dict()` is
+plain data (numbers, lists, dicts, tensors), so a resume snapshot loads with
+`torch.load(..., weights_only=True)`.
 """
 
 from __future__ import annotations
@@ -11,18 +14,56 @@ import copy
 import math
 import os
 import warnings
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+from torch import nn
 
 from mlapi.artifacts import atomic_path, write_sidecar
 
-if TYPE_CHECKING:
-    from mlapi.training.loop import Trainer
+
+@dataclass
+class History:
+    """The logs of each finished epoch, and how training ended."""
+
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    stopped_early: bool = False
+    restored_epoch: int | None = None  # set when a callback restored that epoch's weights
+
+    def metric(self, name: str) -> list[float]:
+        return [epoch[name] for epoch in self.epochs]
+
+
+class Trainer:
+    """What callbacks may read and change while training runs."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, history: History):
+        self.model = model
+        self.optimizer = optimizer
+        self.history = history
+        self.stop_training = False
+
+    @property
+    def learning_rate(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = value
 
 
 class Callback:
-    """Base class: override the hooks you need."""
+    """Base class: override the hooks you need, and `state_dict`/`load_state_dict` when
+    the callback keeps state across epochs (what a resumed fit must get back)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     def on_train_begin(self, trainer: Trainer) -> None:
         pass
@@ -88,13 +129,30 @@ class EarlyStopping(Callback):
     def on_train_begin(self, trainer: Trainer | None) -> None:
         self._monitor.reset()
         self.wait = 0
-        self.best_epoch: int | None = None
+        self.best_epoch: int | None = None  # the monitor's best epoch
         self.stopped_epoch: int | None = None
         self.best_weights: dict[str, torch.Tensor] | None = None
 
     @property
     def best(self) -> float:
         return self._monitor.best
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best": self._monitor.best,
+            "wait": self.wait,
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+            "best_weights": self.best_weights,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._monitor.best, self.wait, self.best_epoch = (
+            state["best"],
+            state["wait"],
+            state["best_epoch"],
+        )
+        self.stopped_epoch, self.best_weights = state["stopped_epoch"], state["best_weights"]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any], trainer: Trainer) -> None:
         value = self._monitor.value(logs)
@@ -146,6 +204,13 @@ class ReduceLROnPlateau(Callback):
         self.wait = 0
         self.cooldown_counter = 0
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self._monitor.best, "wait": self.wait, "cooldown": self.cooldown_counter}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._monitor.best, self.wait = state["best"], state["wait"]
+        self.cooldown_counter = state["cooldown"]
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any], trainer: Trainer) -> None:
         value = self._monitor.value(logs)
         if value is None:
@@ -169,7 +234,7 @@ class ModelCheckpoint(Callback):
 
     The file is written atomically (temp file + rename) with a JSON sidecar
     (`<path>.json`: epoch, monitored value, sha256), so an interrupt never leaves a
-    half-written checkpoint.
+    half-written checkpoint. `saved_epoch` is the epoch whose weights are in the file.
     """
 
     def __init__(
@@ -177,15 +242,21 @@ class ModelCheckpoint(Callback):
     ) -> None:
         self.path = path
         self._monitor = _Monitor(monitor, mode, 0.0)
-        self.best_epoch: int | None = None
+        self.saved_epoch: int | None = None
 
     def on_train_begin(self, trainer: Trainer) -> None:
         self._monitor.reset()
-        self.best_epoch = None
+        self.saved_epoch = None
 
     @property
     def best(self) -> float:
         return self._monitor.best
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self._monitor.best, "saved_epoch": self.saved_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._monitor.best, self.saved_epoch = state["best"], state["saved_epoch"]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any], trainer: Trainer) -> None:
         value = self._monitor.value(logs)
@@ -195,4 +266,4 @@ class ModelCheckpoint(Callback):
             torch.save(trainer.model.state_dict(), tmp)
         write_sidecar(self.path, epoch=epoch, monitor=self._monitor.monitor, value=value)
         self._monitor.best = value
-        self.best_epoch = epoch
+        self.saved_epoch = epoch

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from mlapi.training.experiment import add_config_arguments, config_from_args
+from mlapi.errors import ConfigError
+from mlapi.training.config import add_config_arguments, config_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imdb.add_argument("--out", default="outputs_imdb", help="run outputs (default: outputs_imdb/)")
     _add_models_dir(imdb)
     imdb.add_argument("--no-export", action="store_true", help="skip the ONNX export and install")
+    imdb.add_argument(
+        "--install",
+        action="store_true",
+        help="install the model of a --limit run too (by default only full runs replace "
+        "the installed model)",
+    )
     imdb.add_argument("--quiet", action="store_true", help="no progress bars")
     imdb.add_argument(
         "--resume", action="store_true", help="continue an interrupted run of the same settings"
@@ -53,11 +59,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_models_dir(parser: argparse.ArgumentParser) -> None:
+    from mlapi.serving.settings import default_models_dir  # torch-free, Flask-free
+
     parser.add_argument(
         "--models-dir",
-        default=os.environ.get("MODELS_DIR", "models"),
+        default=str(default_models_dir()),
         help="installed models (default: $MODELS_DIR or models/)",
     )
+
+
+def _check_embeddings_file(embeddings: str) -> None:
+    """A --embeddings PATH must exist before the data is loaded (minutes earlier)."""
+    if embeddings not in ("none", "word2vec") and not Path(embeddings).expanduser().is_file():
+        raise ConfigError(
+            f"--embeddings must be none, word2vec or the PATH of a GloVe-format text file, "
+            f"got {embeddings!r} (no such file)"
+        )
 
 
 def _train_iris(args: argparse.Namespace) -> int:
@@ -69,40 +86,62 @@ def _train_iris(args: argparse.Namespace) -> int:
 
 
 def _train_imdb(args: argparse.Namespace) -> int:
-    from mlapi.training.experiment import output_path, run_experiment
+    from mlapi.training.run import run_experiment
+    from mlapi.training.saved import output_path
 
     config = config_from_args(args)
+    _check_embeddings_file(config.embeddings)
+    if args.install and args.no_export:
+        raise ConfigError("--install and --no-export exclude each other: give one of them")
+    skip_install = config.limit is not None and not args.install
     print(f"run: {config.run_name}")
     result = run_experiment(
         config,
         data=args.data,
         out_dir=args.out,
-        models_dir=None if args.no_export else args.models_dir,
+        models_dir=None if args.no_export or skip_install else args.models_dir,
         progress=not args.quiet,
         resume=args.resume,
     )
-    m = result.metrics
+    m, h = result.metrics, result.metrics.history
     print(
-        f"train accuracy {m['train_accuracy_final']:.4f}"
-        f" | val accuracy {m['val_accuracy_final']:.4f}"
-        f" | best val accuracy {m['val_accuracy_best']:.4f} (epoch {m['best_epoch']})"
-        f" | gap {m['train_val_gap']:.4f} | val_loss rises {m['val_loss_rises']}"
+        f"train accuracy {h.train_accuracy_final:.4f}"
+        f" | val accuracy {h.val_accuracy_final:.4f}"
+        f" | best val accuracy {h.val_accuracy_best:.4f} (epoch {h.val_accuracy_best_epoch})"
+        f" | gap {h.train_val_gap:.4f} | val_loss rises {h.val_loss_rises}"
     )
-    print(f"test accuracy {m['test_accuracy']:.4f} (weights of epoch {m['checkpoint_epoch']})")
+    print(f"test accuracy {m.test.accuracy:.4f} (weights of epoch {m.checkpoint_epoch})")
     print(f"report: {output_path(result.out_dir, result.run_name, 'report')}")
     if result.model_dir is not None:
         print(
             f"model installed: {result.model_dir} "
-            f"(ONNX parity max |diff| {result.parity_max_abs_diff:.1e})"
+            f"(ONNX parity max |diff| {result.parity_max_abs_diff:.1e}); {_replaced(result)}"
+        )
+    elif skip_install and not args.no_export:
+        print(
+            f"model NOT installed: a --limit run keeps the installed model in "
+            f"{args.models_dir}; add --install to install this one"
         )
     return 0
+
+
+def _replaced(result) -> str:
+    old = result.replaced
+    if old is None:
+        return "no model was installed before"
+    accuracy = "unknown" if old.test_accuracy is None else f"{old.test_accuracy:.4f}"
+    return f"it replaced {old.run_name} (test accuracy {accuracy})"
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from mlapi.training.experiment import evaluate_run, find_run
+    from mlapi.training.saved import evaluate_run, find_run
 
+    if args.data is not None and not Path(args.data).expanduser().exists():
+        raise ConfigError(
+            f"--data must be an aclImdb folder or archive, got {args.data!r} (no such path)"
+        )
     saved = find_run(args.run, args.out)
     test = evaluate_run(saved, args.data)
     recorded = {}

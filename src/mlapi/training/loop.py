@@ -10,18 +10,19 @@ Keras' `model.fit` meaning, in PyTorch:
   in evaluation mode; callbacks run after each epoch.
 Ctrl-C stops cleanly: `fit` returns the history of the finished epochs, `interrupted=True`.
 With `snapshot=PATH`, the state after each epoch is saved there (atomically) and
-`resume=True` continues from it: weights, optimizer, callbacks, history and random state.
+`resume=True` continues from it: weights, optimizer, callbacks' `state_dict()`, history and
+random state, all plain data loaded with `weights_only=True`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,62 +32,43 @@ from tqdm.auto import tqdm
 
 from mlapi.artifacts import atomic_path, read_sidecar, sha256_file, write_sidecar
 from mlapi.errors import ArtifactError, DataError
-from mlapi.training.callbacks import Callback
+from mlapi.training.callbacks import Callback, History, Trainer
+
+EVAL_BATCH_SIZE = 256  # reviews per forward pass when evaluating or predicting
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FitConfig:
-    batch_size: int = 64
-    epochs: int = 10
-    learning_rate: float = 2e-4
-    clipnorm: float | None = 1.0
+    """How `fit` trains. The IMDb recipe's values live in training.config.ExperimentConfig;
+    the defaults here are the library's (Keras' where it has one)."""
+
+    batch_size: int
+    epochs: int
+    learning_rate: float
+    clipnorm: float | None = None  # None: no clipping
     clip_mode: str = "per_parameter"  # Keras `clipnorm`; "global" = Keras `global_clipnorm`
     adam_epsilon: float = 1e-7  # Keras' default
-    seed: int = 42
-    threads: int = 2
-    eval_batch_size: int = 256
+    seed: int | None = None  # reseeds dropout masks and batch order; None: no reseeding
+    threads: int | None = None  # torch threads; None: leave torch's setting
+    eval_batch_size: int = EVAL_BATCH_SIZE
 
     def __post_init__(self) -> None:
         if self.clip_mode not in ("per_parameter", "global"):
             raise ValueError(f"clip_mode: 'per_parameter' or 'global', not {self.clip_mode!r}")
 
 
-@dataclass
-class History:
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int | None = None  # epoch with the lowest val_loss
-    interrupted: bool = False
-    stopped_early: bool = False
-    restored_epoch: int | None = None  # set when a callback restored that epoch's weights
-
-    def metric(self, name: str) -> list[float]:
-        return [epoch[name] for epoch in self.epochs]
-
-
-class Trainer:
-    """What callbacks may read and change while `fit` runs."""
-
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, history: History):
-        self.model = model
-        self.optimizer = optimizer
-        self.history = history
-        self.stop_training = False
-
-    @property
-    def learning_rate(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
-
-    @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = value
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def fit(
     model: nn.Module,
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray] | None,
-    config: FitConfig = FitConfig(),
+    config: FitConfig,
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
     snapshot: str | os.PathLike | None = None,
@@ -94,17 +76,17 @@ def fit(
 ) -> History:
     """Train `model` on `train` = (x int [n, T], y {0, 1} [n]); validate on `val` each epoch.
 
-    Sets torch's thread count to `config.threads` (left so afterwards). On Ctrl-C the epoch
-    in progress is dropped, `on_train_end` still runs (EarlyStopping restores the best
-    weights) and the history so far comes back with `interrupted=True`.
+    On Ctrl-C the epoch in progress is dropped, `on_train_end` still runs (EarlyStopping
+    restores the best weights) and the history so far comes back with `interrupted=True`.
     """
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)  # dropout masks
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    if config.seed is not None:
+        seed_everything(config.seed)  # dropout masks
     shuffle_rng = np.random.default_rng(config.seed)
     x_train, y_train = _as_tensors(*train)
-    optimizer = _adam(model, config)
     history = History()
-    trainer = Trainer(model, optimizer, history)
+    trainer = Trainer(model, _adam(model, config), history)
 
     for callback in callbacks:
         callback.on_train_begin(trainer)
@@ -121,11 +103,11 @@ def fit(
                 logs = {"epoch": epoch}
                 logs |= _train_epoch(trainer, x_train, y_train, order, config, callbacks, bar)
                 if val is not None:
-                    logs |= {f"val_{k}": v for k, v in evaluate(model, *val, config).items()}
+                    scores = evaluate(model, *val, batch_size=config.eval_batch_size)
+                    logs |= {f"val_{k}": v for k, v in scores.items()}
                 bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if k != "epoch"})
             logs |= {"lr": trainer.learning_rate, "seconds": time.perf_counter() - started}
             history.epochs.append(logs)
-            history.best_epoch = _best_epoch(history)
             for callback in callbacks:
                 callback.on_epoch_end(epoch, logs, trainer)
             if snapshot is not None:
@@ -141,14 +123,15 @@ def fit(
 
 
 def save_snapshot(path, epoch: int, trainer: Trainer, callbacks, shuffle_rng) -> None:
-    """Everything needed to continue after `epoch`, written atomically with a sha256 sidecar."""
+    """Everything needed to continue after `epoch`, as plain data (tensors, numbers, lists,
+    dicts), written atomically with a sha256 sidecar."""
     state = {
         "epoch": epoch,
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
         "history": dataclasses.asdict(trainer.history),
         "stop_training": trainer.stop_training,
-        "callbacks": [vars(callback) for callback in callbacks],
+        "callbacks": [callback.state_dict() for callback in callbacks],
         "torch_rng": torch.get_rng_state(),
         "shuffle_rng": shuffle_rng.bit_generator.state,
     }
@@ -164,14 +147,14 @@ def restore_snapshot(path, trainer: Trainer, callbacks, shuffle_rng) -> int:
         raise ArtifactError(f"nothing to resume: no saved training state at {path}")
     if sha256_file(path) != read_sidecar(path).get("sha256"):
         raise ArtifactError(f"{path} does not match its sidecar; refusing to resume from it")
-    state = torch.load(path, weights_only=False)  # our own file, checked above
+    state = torch.load(path, weights_only=True)
     trainer.model.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optimizer"])
     restored = History(**state["history"])
     trainer.history.__dict__.update(vars(restored))
     trainer.stop_training = state["stop_training"]
     for callback, saved in zip(callbacks, state["callbacks"], strict=True):
-        vars(callback).update(saved)
+        callback.load_state_dict(saved)
     torch.set_rng_state(state["torch_rng"])
     shuffle_rng.bit_generator.state = state["shuffle_rng"]
     return state["epoch"]
@@ -218,16 +201,16 @@ def _progress_bar(epoch: int, epochs: int, examples: int, enabled: bool) -> tqdm
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, config: FitConfig = FitConfig()
+    model: nn.Module, x: np.ndarray, y: np.ndarray, *, batch_size: int = EVAL_BATCH_SIZE
 ) -> dict[str, float]:
     """loss (BCE + regularization, as Keras reports it) and accuracy, in evaluation mode."""
     was_training = model.training
     model.eval()
     x_t, y_t = _as_tensors(x, y)
     bce_sum, correct = 0.0, 0
-    for start in range(0, len(x_t), config.eval_batch_size):
-        logits = model(x_t[start : start + config.eval_batch_size])
-        yb = y_t[start : start + config.eval_batch_size]
+    for start in range(0, len(x_t), batch_size):
+        logits = model(x_t[start : start + batch_size])
+        yb = y_t[start : start + batch_size]
         bce_sum += float(F.binary_cross_entropy_with_logits(logits, yb, reduction="sum"))
         correct += int(((logits > 0) == (yb > 0.5)).sum())
     model.train(was_training)
@@ -236,7 +219,9 @@ def evaluate(
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_proba(
+    model: nn.Module, x: np.ndarray, *, batch_size: int = EVAL_BATCH_SIZE
+) -> np.ndarray:
     """P(positive) as float32 [n], computed in evaluation mode."""
     was_training = model.training
     model.eval()
@@ -282,8 +267,3 @@ def _as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tenso
     if x.ndim != 2 or y.shape != (len(x),) or len(x) == 0:
         raise DataError(f"expected x [n, seq] and y [n], got {x.shape} and {y.shape}")
     return torch.as_tensor(x, dtype=torch.int64), torch.as_tensor(y, dtype=torch.float32)
-
-
-def _best_epoch(history: History) -> int | None:
-    scored = [e for e in history.epochs if e.get("val_loss") is not None]
-    return min(scored, key=lambda e: e["val_loss"])["epoch"] if scored else None
