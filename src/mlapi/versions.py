@@ -41,15 +41,20 @@ def artifact(name: str, version_dir: Path) -> Path:
 def versions(models_dir: Path, name: str, legacy_iris: Path | None = None) -> dict[int, Path]:
     """Version number -> its folder, oldest first; an old flat layout counts as version 1."""
     root = Path(models_dir) / name
+    found = _numbered(root)
+    legacy = _legacy_dir(root, name, legacy_iris)
+    if legacy is not None and 1 not in found:
+        found[1] = legacy
+    return dict(sorted(found.items()))
+
+
+def _numbered(root: Path) -> dict[int, Path]:
     found = {}
     if root.is_dir():
         for entry in root.iterdir():
             if entry.name.isdigit() and not entry.name.startswith("0") and entry.is_dir():
                 found[int(entry.name)] = entry
-    legacy = _legacy_dir(root, name, legacy_iris)
-    if legacy is not None and 1 not in found:
-        found[1] = legacy
-    return dict(sorted(found.items()))
+    return found
 
 
 def pinned(models_dir: Path, name: str) -> int | None:
@@ -135,8 +140,7 @@ def new_version(models_dir: Path, name: str, legacy_iris: Path | None = None) ->
 
 
 def _install_locked(root: Path, staging: Path) -> Path:
-    found = versions(root.parent, root.name)
-    target = root / str(max(found, default=0) + 1)
+    target = root / str(max(_numbered(root), default=0) + 1)
     os.rename(staging, target)  # the lock makes the number ours; a reader sees all or nothing
     return target
 
