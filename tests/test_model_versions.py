@@ -216,6 +216,21 @@ def test_a_broken_new_version_is_refused_and_the_old_one_keeps_serving(
     assert client.get("/v1/models/iris").get_json()["version"] == "3"
 
 
+def test_a_broken_newest_version_at_start_is_refused_and_the_older_one_served(
+    iris_model_path, in_tmp
+):
+    models = in_tmp / "models"
+    add_iris_version(models, iris_model_path)
+    break_version(add_iris_version(models, iris_model_path), "bad checksum")
+    client = versioned_app(models).test_client()
+    status = client.get("/v1/models/iris").get_json()
+    assert status["version"] == "1" and status["refused"]["version"] == "2"
+    assert client.post("/predict", json=ROW).status_code == 200
+    assert 'mlapi_model_reloads_total{model="iris",outcome="refused"} 1.0' in (
+        client.get("/metrics").text
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -73,16 +73,9 @@ def create_app(settings: ServingSettings | None = None) -> Flask:
     # Operators' features (issue 15): V2 protocol, /metrics, JSON logs, CORS.
     v2.init_app(app, settings)
     served_metrics = metrics.init_app(app, settings.metrics)
-    registry = app.extensions["mlapi"].registry
     if served_metrics is not None:
-        served_metrics.observe_models(registry.slots.values())
-        registry.on_change = lambda name, version, outcome: served_metrics.model_changed(
-            registry.slots.values(), name, outcome
-        )
-    # The watcher thread runs in each worker: started here (after gunicorn's fork, as the
-    # app is not preloaded) and again on a request if this process is a fork of that one.
-    registry.watch(settings.model_poll_seconds)
-    app.before_request(lambda: registry.watch(settings.model_poll_seconds))
+        served_metrics.observe_models(app.extensions["mlapi"].registry.slots.values())
+    _follow_versions(app, settings, served_metrics)
     logs.init_app(app, settings.log_format)
     cors.init_app(app, settings.cors_origins)
     return app
@@ -112,6 +105,22 @@ def load_models(settings: ServingSettings) -> ModelRegistry:
             served = ",".join(settings.serve_models)
             registry.skip(name, f"this server does not serve it (SERVE_MODELS={served})")
     return registry
+
+
+def _follow_versions(app: Flask, settings: ServingSettings, served_metrics) -> None:
+    """Report swaps and refusals in /metrics, and run the version watcher in each worker."""
+    registry = app.extensions["mlapi"].registry
+    if served_metrics is not None:
+        registry.on_change = lambda name, version, outcome: served_metrics.model_changed(
+            registry.slots.values(), name, outcome
+        )
+        for slot in registry.slots.values():  # versions refused at start count as refused
+            if slot.refused is not None:
+                served_metrics.reloads.labels(slot.name, "refused").inc()
+    # Started here (after gunicorn's fork: the app is not preloaded) and again on a request
+    # if this process is a fork of the one that started it (a thread does not survive a fork).
+    registry.watch(settings.model_poll_seconds)
+    app.before_request(lambda: registry.watch(settings.model_poll_seconds))
 
 
 def _assign_request_id() -> None:

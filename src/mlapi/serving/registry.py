@@ -100,13 +100,25 @@ class ModelRegistry:
     def load_versions(
         self, name: str, source: VersionSource, loader: Callable[[Path], Any]
     ) -> ModelSlot:
-        """Load the served version of a versioned model, and watch it from now on."""
+        """Load the served version of a versioned model, and watch it from now on.
+
+        If it fails (a broken newest version at start, e.g. after a restart), it is refused and
+        the newest older version that loads is served instead, as a live swap would do.
+        """
         self.sources[name] = (source, loader)
         version = source.served()
         label = None if version is None else str(version)
         slot = self.load(name, lambda: loader(source.path(version)), version=label)
-        if not slot.loaded and label is not None:  # not retried by the watcher: it is final
-            slot.refused = {"version": label, "problem": slot.problem}
+        if slot.loaded or label is None:
+            return slot
+        refused = {"version": label, "problem": slot.problem}
+        for older in sorted((v for v in source.known() if v < version), reverse=True):
+            fallback = self.load(name, lambda v=older: loader(source.path(v)), version=str(older))
+            if fallback.loaded:
+                slot = fallback
+                break
+        slot.refused = refused  # not retried by the watcher: an installed version never changes
+        self.slots[name] = slot
         return slot
 
     def skip(self, name: str, reason: str) -> ModelSlot:
