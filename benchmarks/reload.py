@@ -1,6 +1,6 @@
 """Reload under load: new model versions go live on a 2-worker gunicorn while wrk runs.
 
-    python benchmarks/reload.py [--duration 30] [--connections 4] [--workers 2]
+    python benchmarks/reload.py [--mode watcher|sighup] [--duration 30] [--connections 4]
 
 The reload-under-load run of the load benchmark (benchmarks/load.py measures throughput; this
 one measures what a version swap costs). Bounded: about DURATION + 30 seconds.
@@ -16,8 +16,10 @@ one measures what a version swap costs). Bounded: about DURATION + 30 seconds.
    version 2 keeps serving. After each step it polls /metrics until every worker serves the
    expected version (bounded: 60 s), and records how long that took (the watcher polls every
    MODEL_POLL_SECONDS, default 2, so about 0-2 s plus the load and verification).
+   With --mode sighup the watcher is off and each step sends SIGHUP to gunicorn's master
+   instead (graceful reload: new workers load the served versions, old ones finish).
 4. Counts non-2xx answers (goal: 0) from the access log and wrk, and saves JSON (default
-   benchmarks/results/reload.json) with the command, the 1-minute load average before and after
+   benchmarks/results/reload_MODE.json) with the command, the 1-minute load average before and after
    and the machine; the CPUs are shared, so the swap times are noisy (the training itself runs
    on the same cores as the server while it is measured).
 """
@@ -28,6 +30,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,7 +51,7 @@ from load import (  # noqa: E402
 from mlapi.artifacts import atomic_write_json, utc_now_iso  # noqa: E402
 from mlapi.testing import REPO_ROOT, GunicornServer, server_env  # noqa: E402
 
-DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "reload.json"
+RESULTS = REPO_ROOT / "benchmarks" / "results"
 VERSION_SAMPLE = re.compile(r'mlapi_worker_model_version\{model="(\w+)",pid="(\d+)"\} ([0-9.]+)')
 REFUSED = 'mlapi_model_reloads_total{model="iris",outcome="refused"}'
 
@@ -58,7 +61,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=30, help="seconds of load (wrk -d)")
     parser.add_argument("--connections", type=int, default=4, help="per endpoint")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--mode",
+        choices=("watcher", "sighup"),
+        default="watcher",
+        help="watcher: each worker's version watcher (the default server); sighup: watcher off "
+        "(MODEL_POLL_SECONDS=0) and gunicorn's graceful reload (SIGHUP) after each step",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="default results/reload_MODE.json")
     return parser.parse_args(argv)
 
 
@@ -70,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         models = tmp / "models"
         install_iris(models)
         install_sentiment(models, seed=1)
-        env = server_env(MODELS_DIR=str(models))
+        poll = "0" if args.mode == "sighup" else os.environ.get("MODEL_POLL_SECONDS", "2")
+        env = server_env(MODELS_DIR=str(models), MODEL_POLL_SECONDS=poll)
         env.pop("MODELO_PATH", None)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         log = tmp / "server.log"
@@ -80,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             report = run(args, server, models, tmp / "post.lua")
     report = {"command": command, "created_at": utc_now_iso(), **report}
     report["machine"] = machine_info()
-    atomic_write_json(args.out, report)
+    out = args.out or RESULTS / f"reload_{args.mode}.json"
+    atomic_write_json(out, report)
     print(json.dumps(report["summary"], indent=2))
-    print(f"saved {args.out}")
+    print(f"saved {out}")
     return 0 if report["summary"]["non_2xx"] == 0 else 1
 
 
@@ -120,7 +132,7 @@ def install_sentiment(models: Path, seed: int) -> str:
 
 def run(args, server: GunicornServer, models: Path, script: Path) -> dict:
     script.write_text(WRK_SCRIPT)
-    pids = {str(pid) for pid in server.worker_pids()}
+    mode = args.mode
     offset = server.log_path.stat().st_size
     load_before = os.getloadavg()
     started = time.monotonic()
@@ -138,16 +150,16 @@ def run(args, server: GunicornServer, models: Path, script: Path) -> dict:
     expected = {"iris": float(install_iris(models))}
     expected["sentiment"] = float(install_sentiment(models, seed=2))
     trained_s = round(time.monotonic() - t0, 2)
-    steps.append(step("new versions installed", server, pids, expected, time.monotonic(), started))
+    steps.append(step("new versions installed", server, mode, expected, time.monotonic(), started))
     steps[-1]["training_and_export_s"] = trained_s
     at(0.45)
     pinned = {**expected, "iris": 1.0}
-    steps.append(step("iris pinned to 1", server, pids, pinned, pin(models, 1), started))
+    steps.append(step("iris pinned to 1", server, mode, pinned, pin(models, 1), started))
     at(0.6)
-    steps.append(step("iris unpinned", server, pids, expected, pin(models, None), started))
+    steps.append(step("iris unpinned", server, mode, expected, pin(models, None), started))
     at(0.75)
     t0 = install_broken_iris(models)
-    steps.append(step("broken iris 3 installed", server, pids, expected, t0, started, True))
+    steps.append(step("broken iris 3 installed", server, mode, expected, t0, started, True))
     results = {path: finish_wrk(process) for path, process in wrks.items()}
     statuses = access_log_statuses(server.log_path, offset) or {}
     non_2xx = sum(n for status, n in statuses.items() if not status.startswith("2"))
@@ -155,6 +167,7 @@ def run(args, server: GunicornServer, models: Path, script: Path) -> dict:
     return {
         "load_1min_before": load_before[0],
         "load_1min_after": os.getloadavg()[0],
+        "mode": args.mode,
         "workers": args.workers,
         "connections_per_endpoint": args.connections,
         "duration_s": args.duration,
@@ -218,15 +231,18 @@ def finish_wrk(process: subprocess.Popen) -> dict:
     }
 
 
-def step(what, server, pids, expected, t0, started, refused=False, timeout=60.0) -> dict:
+def step(what, server, mode, expected, t0, started, refused=False, timeout=30.0) -> dict:
     """Poll /metrics until every worker serves `expected` (and, if asked, refused one)."""
+    if mode == "sighup":
+        os.kill(server.process.pid, signal.SIGHUP)  # new workers load the served versions
     deadline = time.monotonic() + timeout
     while True:
+        pids = {str(pid) for pid in server.worker_pids()}
         text = requests.get(f"{server.base_url}/metrics", timeout=10).text
         live = {(m, pid): float(v) for m, pid, v in VERSION_SAMPLE.findall(text) if pid in pids}
         done = all(live.get((m, pid)) == v for m, v in expected.items() for pid in pids)
         if refused:
-            done = done and f"{REFUSED} {float(len(pids))}" in text
+            done = done and REFUSED in text
         if done or time.monotonic() > deadline:
             break
         time.sleep(0.1)
