@@ -194,7 +194,7 @@ def tiny_sentiment_model(models_dir: Path) -> Path:
     )
     sentiment = models_dir / "sentiment"
     # Readable by the image's user, as a model folder mounted into it must be.
-    for path in [models_dir, sentiment, *sentiment.iterdir()]:
+    for path in [models_dir, sentiment, *sentiment.rglob("*")]:  # versions: sentiment/1/...
         path.chmod(0o755 if path.is_dir() else 0o644)
     return sentiment
 
