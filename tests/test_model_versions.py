@@ -231,6 +231,21 @@ def test_a_broken_newest_version_at_start_is_refused_and_the_older_one_served(
     )
 
 
+def test_a_first_sentiment_version_is_picked_up_without_a_restart(
+    iris_model_path, sentiment_models_dir, in_tmp
+):
+    models = in_tmp / "models"
+    add_iris_version(models, iris_model_path)
+    app = versioned_app(models)
+    client, registry = app.test_client(), app.extensions["mlapi"].registry
+    assert client.post("/sentiment", json={"text": "great"}).status_code == 503
+    shutil.copytree(sentiment_models_dir / "sentiment" / "1", models / "sentiment" / "1")
+    registry.refresh()
+    answer = client.post("/sentiment", json={"text": "great"})
+    assert answer.status_code == 200, answer.get_json()
+    assert client.get("/v1/models/sentiment").get_json()["version"] == "1"
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -159,7 +159,7 @@ def serving_plan(settings: ServingSettings) -> list[str]:
     elif settings.serve_models is None:
         lines.append(
             f"Sentiment model: none at {settings.sentiment_dir}; serving Iris only. To add it "
-            f"(then restart, as the folder did not exist): {mlapi} train imdb --data PATH "
+            f"(it is picked up without a restart): {mlapi} train imdb --data PATH "
             f"--models-dir {settings.models_dir}"
         )
     return lines
