@@ -259,7 +259,7 @@ def test_the_mounted_sentiment_model_answers_as_it_does_here(served, sentiment_d
     answer = requests.post(f"{served.base_url}/sentiment", json={"texts": texts}, timeout=10)
     assert answer.status_code == 200, answer.text
     served_scores = [p["score"] for p in answer.json()["predictions"]]
-    here = SentimentPredictor.load(sentiment_dir).predict_proba(texts)
+    here = SentimentPredictor.load(sentiment_dir / "1").predict_proba(texts)  # version 1
     np.testing.assert_allclose(served_scores, here, atol=1e-5)
     assert served_scores[0] > 0.5 > served_scores[1]
 
