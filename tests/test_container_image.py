@@ -162,43 +162,6 @@ def uids(pid: int) -> set[int]:
     return {int(uid) for uid in line.split()[1:]}
 
 
-def tiny_sentiment_model(models_dir: Path) -> Path:
-    """A tiny LSTM trained on synthetic reviews, exported to `<models_dir>/sentiment`."""
-    from mlapi.export import export_sentiment_model
-    from mlapi.models.lstm import LSTMClassifier
-    from mlapi.text import Vocabulary
-    from mlapi.training.loop import FitConfig, fit
-
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, size=400)
-    cues = {0: ["awful", "boring", "bad"], 1: ["great", "moving", "good"]}
-    texts = [
-        " ".join(rng.choice(cues[label] + ["film", "plot", "the"], size=6)) for label in labels
-    ]
-    vocabulary = Vocabulary(num_words=30, maxlen=8).fit(texts)
-    x = vocabulary.encode(texts)
-    network = LSTMClassifier(
-        vocabulary.size, embed_dim=8, hidden_size=8, dropout=0.0, recurrent_dropout=0.0
-    )
-    config = FitConfig(epochs=10, batch_size=32, learning_rate=0.02, threads=1)
-    fit(network, (x, labels), None, config, progress=False)
-    export_sentiment_model(
-        network,
-        vocabulary,
-        x[:32],
-        models_dir,
-        run_name="tiny",
-        arch="lstm",
-        metrics={},
-        versions={},
-    )
-    sentiment = models_dir / "sentiment"
-    # Readable by the image's user, as a model folder mounted into it must be.
-    for path in [models_dir, sentiment, *sentiment.rglob("*")]:  # versions: sentiment/1/...
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return sentiment
-
-
 @pytest.fixture(scope="module")
 def image() -> str:
     build(IMAGE)
@@ -213,8 +176,14 @@ def container(image):
 
 
 @pytest.fixture(scope="module")
-def sentiment_dir(tmp_path_factory) -> Path:
-    return tiny_sentiment_model(tmp_path_factory.mktemp("models"))
+def sentiment_dir(sentiment_models_dir, tmp_path_factory) -> Path:
+    """The tests' tiny exported LSTM (conftest), copied readable by the image's user, as a
+    model folder mounted into the image must be."""
+    sentiment = tmp_path_factory.mktemp("models") / "sentiment"
+    shutil.copytree(sentiment_models_dir / "sentiment", sentiment)
+    for path in [sentiment.parent, sentiment, *sentiment.rglob("*")]:  # versions: 1/...
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return sentiment
 
 
 @pytest.fixture(scope="module")

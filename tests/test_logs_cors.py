@@ -29,12 +29,12 @@ class JsonLines(logging.Handler):
 def json_lines():
     """The JSON lines the mlapi loggers write during the test."""
     logger, handler = logging.getLogger("mlapi"), JsonLines()
-    level = logger.level
+    saved = (list(logger.handlers), logger.level, logger.propagate)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     yield lambda: [json.loads(line) for line in handler.lines]
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    # A JSON app configures the process's mlapi logger (as a server should): undo it here.
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 def test_json_access_line_per_request(make_app, json_lines):

@@ -3,9 +3,11 @@
 import csv
 import errno
 import json
+import queue
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 from helpers.imdb import tiny_counts
@@ -77,14 +79,23 @@ def sigterm_in_epoch(tiny_imdb, out, models, epoch):  # noqa: F811
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as child:
+        lines = _lines_of(child.stdout)
         try:
-            assert child.stdout.readline() == f"run: {TINY.run_name.replace('ep2', 'ep3')}\n"
-            assert child.stdout.readline() == f"in epoch {epoch}\n"
+            assert lines.get(timeout=120) == f"run: {TINY.run_name.replace('ep2', 'ep3')}\n"
+            assert lines.get(timeout=120) == f"in epoch {epoch}\n"
             child.send_signal(signal.SIGTERM)
             _, err = child.communicate(timeout=120)
         finally:
             child.kill()
     return child.returncode, err
+
+
+def _lines_of(stream) -> queue.Queue:
+    """The stream's lines as they come, read by a thread: a child that hangs fails the test
+    at `get(timeout=...)` instead of hanging it."""
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in stream], daemon=True).start()
+    return lines
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])

@@ -25,9 +25,9 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
+from mlapi.serving.multiprocess import MULTIPROC_ENV
 from mlapi.serving.settings import MODEL_NAMES
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 EXTENSION = "mlapi_metrics"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
