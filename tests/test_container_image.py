@@ -207,7 +207,8 @@ def test_health_ready_and_models(served):
     }
     assert models["iris"]["loaded"] and models["iris"]["backend"] == "onnx"
     assert models["iris"]["class_names"] == ["setosa", "versicolor", "virginica"]
-    assert models["sentiment"]["loaded"] and models["sentiment"]["run_name"] == "tiny"
+    assert models["sentiment"]["loaded"] and models["sentiment"]["run_name"] == "tiny_lstm"
+    assert models["sentiment"]["version"] == "1"  # MODELS_DIR/sentiment/1/
 
 
 def test_the_readme_curl_cases(served):
