@@ -25,6 +25,8 @@ MODELS_DIR, default ./models, and the endpoint served); otherwise it is recorded
 the server's answer as the reason. Non-2xx answers are counted twice: by wrk (it counts status >=
 400) and from our server's access log (every status that is not 2xx).
 Latencies are wrk's (closed loop: no correction for coordinated omission).
+The reload-under-load run (new, pinned and broken model versions swapped in while wrk runs;
+goal 0 non-2xx) is benchmarks/reload.py, which reuses this file's wrk script and log counting.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from mlapi.models.transformer import TransformerClassifier
 from mlapi.serving.sentiment import SentimentPredictor
 from mlapi.training.config import ExperimentConfig
 from mlapi.training.loop import FitConfig, fit, predict_proba
+from mlapi.versions import served_artifact
 
 VOCAB, MAXLEN = 40, 16
 ONE_EPOCH = FitConfig(batch_size=32, epochs=1, learning_rate=2e-4, clipnorm=1.0, seed=42)
@@ -195,7 +196,7 @@ def test_train_a_gru_with_word2vec_then_serve_it(tiny_imdb_with_unsup, tmp_path)
     models = tmp_path / "models"
     argv = ["train", "imdb", "--data", str(tiny_imdb_with_unsup), "--out", str(tmp_path / "out")]
     assert main([*argv, "--models-dir", str(models), "--quiet", *config.cli_args()]) == 0
-    predictor = SentimentPredictor.load(models / "sentiment")
+    predictor = SentimentPredictor.load(served_artifact(models, "sentiment"))
     assert predictor.metadata["arch"] == "gru"
     assert predictor.metadata["run_name"] == config.run_name
     probabilities = predictor.predict_proba(["a great wonderful film", "awful and boring"])

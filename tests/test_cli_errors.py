@@ -22,6 +22,9 @@ BASE_ARGS = {
     ("evaluate",): ["some_run"],
     ("predict",): ["a review"],
     ("compare",): ["--baselines", "nbsvm", "--data", MISSING],
+    ("models", "pin"): ["iris", "1"],
+    ("models", "unpin"): ["iris"],
+    ("models", "prune"): ["iris"],
 }
 
 # Flags whose value is any text: no value is out of range (a path that will be written).
@@ -54,6 +57,12 @@ BAD_VALUES = {
     ("compare", "--run"): ["--arch nope", "--lr -1"],
     ("compare", "--baselines"): ["nope"],
     ("compare", "--data"): [MISSING],
+    ("models", "list", "--models-dir"): ["/dev/null"],  # a missing folder lists none installed
+    ("models", "pin", "--models-dir"): [MISSING, "/dev/null"],
+    ("models", "unpin", "--models-dir"): [MISSING, "/dev/null"],
+    ("models", "prune", "--models-dir"): [MISSING, "/dev/null"],
+    ("models", "prune", "--keep"): ["abc", "0", "-1"],
+    ("models", "migrate", "--models-dir"): ["/dev/null"],  # a missing folder has nothing to move
 }
 
 

@@ -14,6 +14,7 @@ from mlapi.data import imdb
 from mlapi.errors import ConfigError, DataError
 from mlapi.serving.sentiment import SentimentPredictor
 from mlapi.training.config import ExperimentConfig
+from mlapi.versions import served_artifact
 
 
 def entry(name, val, test, kind="neural", recurrent=True, **extra):
@@ -129,7 +130,7 @@ def test_install_best_copies_the_best_neural_model_by_val(tmp_path):
         entry("nbsvm", val=0.99, test=0.99, kind="baseline", recurrent=False),
     ]
     installed = install_best(entries, tmp_path / "models")
-    assert installed == tmp_path / "models" / "sentiment"
+    assert installed == tmp_path / "models" / "sentiment" / "1"  # a new version
     assert (installed / "model.onnx").read_text() == "b"
     with pytest.raises(DataError, match="at least one neural"):
         install_best(entries[2:], tmp_path / "models")
@@ -189,6 +190,6 @@ def test_compare_end_to_end_on_a_tiny_dataset(tiny_imdb, tmp_path, monkeypatch, 
     again = json.loads((tmp_path / "lb.json").read_text())
     assert [e["name"] for e in again["entries"]] == [e["name"] for e in board["entries"]]
     best_neural = neural[0]["name"]
-    installed = SentimentPredictor.load(models / "sentiment")
+    installed = SentimentPredictor.load(served_artifact(models, "sentiment"))
     assert installed.metadata["run_name"] == best_neural
     assert main(["compare", "--data", str(tiny_imdb), "--out", str(out)]) == 2  # nothing to do

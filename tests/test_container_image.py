@@ -181,7 +181,7 @@ def sentiment_dir(sentiment_models_dir, tmp_path_factory) -> Path:
     model folder mounted into the image must be."""
     sentiment = tmp_path_factory.mktemp("models") / "sentiment"
     shutil.copytree(sentiment_models_dir / "sentiment", sentiment)
-    for path in [sentiment.parent, sentiment, *sentiment.iterdir()]:
+    for path in [sentiment.parent, sentiment, *sentiment.rglob("*")]:  # versions: 1/...
         path.chmod(0o755 if path.is_dir() else 0o644)
     return sentiment
 
@@ -207,7 +207,8 @@ def test_health_ready_and_models(served):
     }
     assert models["iris"]["loaded"] and models["iris"]["backend"] == "onnx"
     assert models["iris"]["class_names"] == ["setosa", "versicolor", "virginica"]
-    assert models["sentiment"]["loaded"] and models["sentiment"]["run_name"] == "tiny"
+    assert models["sentiment"]["loaded"] and models["sentiment"]["run_name"] == "tiny_lstm"
+    assert models["sentiment"]["version"] == "1"  # MODELS_DIR/sentiment/1/
 
 
 def test_the_readme_curl_cases(served):
@@ -228,7 +229,7 @@ def test_the_mounted_sentiment_model_answers_as_it_does_here(served, sentiment_d
     answer = requests.post(f"{served.base_url}/sentiment", json={"texts": texts}, timeout=10)
     assert answer.status_code == 200, answer.text
     served_scores = [p["score"] for p in answer.json()["predictions"]]
-    here = SentimentPredictor.load(sentiment_dir).predict_proba(texts)
+    here = SentimentPredictor.load(sentiment_dir / "1").predict_proba(texts)  # version 1
     np.testing.assert_allclose(served_scores, here, atol=1e-5)
     assert served_scores[0] > 0.5 > served_scores[1]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers.imdb import make_imdb_tree, tiny_counts
 
-from mlapi import export, reporting
+from mlapi import reporting, versions
 from mlapi.cli import main
 from mlapi.data import imdb
 from mlapi.errors import ConfigError
@@ -26,6 +26,7 @@ from mlapi.training.config import (
 )
 from mlapi.training.run import train_network
 from mlapi.training.saved import OUTPUT_FILES, evaluate_run, find_run, output_path
+from mlapi.versions import served_artifact
 
 SEED_RUN = "imdb_lstm__adam2e-4_clip1.0__bce__vs0.2__bs64__ep10"
 
@@ -254,7 +255,7 @@ def test_a_tiny_run_writes_every_output_with_the_right_keys(tiny_run):
     assert ids < TINY.vocab_size and f"Embedding({ids}, 8)" in report
     assert f"hold only {ids - 2:,} distinct words, so the vocabulary" in report
 
-    installed = models / "sentiment"
+    installed = served_artifact(models, "sentiment")
     assert sorted(p.name for p in installed.iterdir()) == [
         "metadata.json", "model.onnx", "vocabulary.json"]  # fmt: skip
     meta = json.loads((installed / "metadata.json").read_text())
@@ -301,7 +302,7 @@ def test_an_interrupted_run_leaves_old_outputs_and_model_untouched(
     elif where == "writing outputs":
         monkeypatch.setattr(reporting, "plot_confusion_matrix", interrupt)  # curves are done
     else:
-        monkeypatch.setattr(export, "replace_directory", interrupt)
+        monkeypatch.setattr(versions, "_install_locked", interrupt)
     argv = ["train", "imdb", "--data", str(tiny_imdb), "--out", str(out)]
     assert main([*argv, "--models-dir", str(models), *TINY_FLAGS]) == 130
     state = f".{TINY.run_name}.resume"
@@ -385,7 +386,7 @@ def test_a_limit_run_keeps_the_installed_model_unless_told(tiny_imdb, tiny_run, 
     recorded = json.loads(output_path(tiny_run[0], TINY.run_name, "metrics").read_text())
     replaced = f"it replaced {TINY.run_name} (test accuracy {recorded['test_accuracy']:.4f})"
     assert replaced in capsys.readouterr().out
-    installed = json.loads((models / "sentiment" / "metadata.json").read_text())
+    installed = json.loads((served_artifact(models, "sentiment") / "metadata.json").read_text())
     assert installed["run_name"] == dataclasses.replace(TINY, seed=3).run_name
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlapi import export
+from mlapi import export, versions
 from mlapi.errors import ArtifactError
 from mlapi.models.lstm import LSTMClassifier
 from mlapi.serving.sentiment import SentimentPredictor
@@ -62,7 +62,7 @@ def test_onnx_matches_torch_at_any_batch_and_length(tiny, tmp_path):
 
 def test_install_writes_the_contract_directory(tiny, tmp_path):
     result = install(tiny, tmp_path / "models")
-    directory = tmp_path / "models" / "sentiment"
+    directory = tmp_path / "models" / "sentiment" / "1"  # the first version
     assert result.directory == directory
     assert sorted(p.name for p in directory.iterdir()) == [
         "metadata.json", "model.onnx", "vocabulary.json"]  # fmt: skip
@@ -71,13 +71,14 @@ def test_install_writes_the_contract_directory(tiny, tmp_path):
     assert meta["labels"] == ["negative", "positive"] and meta["arch"] == "lstm"
     assert set(meta["files"]) == {"model.onnx", "vocabulary.json"}
     assert meta["parity"]["reviews"] == 256 and meta["parity"]["max_abs_diff"] <= 1e-4
-    assert [p.name for p in (tmp_path / "models").iterdir()] == ["sentiment"]  # no staging left
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["sentiment"]
+    assert sorted(p.name for p in directory.parent.iterdir()) == [".lock", "1"]  # no staging left
 
 
 def test_predictor_matches_the_torch_network_on_raw_texts(tiny, tmp_path):
     network, vocabulary, _ = tiny
     install(tiny, tmp_path)
-    predictor = SentimentPredictor.load(tmp_path / "sentiment")
+    predictor = SentimentPredictor.load(tmp_path / "sentiment" / "1")
     got = predictor.predict_proba(TEXTS)
     np.testing.assert_allclose(got, predict_proba(network, vocabulary.encode(TEXTS)), atol=1e-5)
     labels = [answer["label"] for answer in predictor.predict(TEXTS)]
@@ -89,13 +90,13 @@ def test_predictor_matches_the_torch_network_on_raw_texts(tiny, tmp_path):
 
 def test_a_failed_parity_check_installs_nothing(tiny, tmp_path, monkeypatch):
     install(tiny, tmp_path, run_name="old")
-    before = {p.name: p.read_bytes() for p in (tmp_path / "sentiment").iterdir()}
+    before = {p.name: p.read_bytes() for p in (tmp_path / "sentiment" / "1").iterdir()}
     real = export.onnx_probabilities
     monkeypatch.setattr(export, "onnx_probabilities", lambda path, ids: real(path, ids) + 1e-3)
     with pytest.raises(ArtifactError, match="parity"):
         install(tiny, tmp_path, run_name="new")
-    assert {p.name: p.read_bytes() for p in (tmp_path / "sentiment").iterdir()} == before
-    assert [p.name for p in tmp_path.iterdir()] == ["sentiment"]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "sentiment" / "1").iterdir()} == before
+    assert sorted(p.name for p in (tmp_path / "sentiment").iterdir()) == [".lock", "1"]
 
 
 def test_an_interrupted_export_keeps_the_old_model(tiny, tmp_path, monkeypatch):
@@ -104,16 +105,16 @@ def test_an_interrupted_export_keeps_the_old_model(tiny, tmp_path, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export, "replace_directory", interrupt)
+    monkeypatch.setattr(versions, "_install_locked", interrupt)
     with pytest.raises(KeyboardInterrupt):
         install(tiny, tmp_path, run_name="new")
-    assert SentimentPredictor.load(tmp_path / "sentiment").metadata["run_name"] == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["sentiment"]
+    assert SentimentPredictor.load(tmp_path / "sentiment" / "1").metadata["run_name"] == "old"
+    assert sorted(p.name for p in (tmp_path / "sentiment").iterdir()) == [".lock", "1"]
 
 
 def test_predictor_refuses_tampered_or_missing_files(tiny, tmp_path):
     install(tiny, tmp_path)
-    directory = tmp_path / "sentiment"
+    directory = tmp_path / "sentiment" / "1"
     vocab = directory / "vocabulary.json"
     vocab.write_text(vocab.read_text().replace("great", "grate"))
     with pytest.raises(ArtifactError, match="vocabulary.json does not match"):
@@ -129,7 +130,7 @@ def test_predictor_loads_without_importing_torch(tiny, tmp_path):
     install(tiny, tmp_path)
     code = (
         "import sys; from mlapi.serving.sentiment import SentimentPredictor;"
-        f"p = SentimentPredictor.load({str(tmp_path / 'sentiment')!r});"
+        f"p = SentimentPredictor.load({str(tmp_path / 'sentiment' / '1')!r});"
         "print(p.predict_proba(['great film'])[0]);"
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )

@@ -60,6 +60,20 @@ def test_train_missing_trains_iris_only_and_says_so_first(no_exec, no_imdb, tmp_
     assert os.environ["MODELO_PATH"] == str(modelo)  # what the workers will load
 
 
+def test_without_modelo_path_train_missing_adds_iris_version_1_once(
+    no_exec, no_imdb, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)  # no seed ./modelo.pkl here
+    models = tmp_path / "models"
+    serve("--train-missing", "--models-dir", str(models))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"No Iris model at {models / 'iris'}: training it now (--train-missing) ..."
+    assert f"Iris model: {models / 'iris' / '1' / 'modelo.pkl'}" in out
+    serve("--train-missing", "--models-dir", str(models))  # served now: not trained again
+    assert f"Iris model: {models / 'iris' / '1' / 'modelo.pkl'}" in capsys.readouterr().out
+    assert not (models / "iris" / "2").exists() and not (tmp_path / "modelo.pkl").exists()
+
+
 def test_an_installed_sentiment_model_is_served_and_not_retrained(
     no_exec, no_imdb, iris_model_path, sentiment_models_dir, capsys
 ):

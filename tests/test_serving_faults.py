@@ -56,7 +56,7 @@ def test_bad_iris_model_at_start(make_app, iris_model_path, tmp_path, fault):
 def test_bad_sentiment_model_at_start(make_app, sentiment_models_dir, tmp_path, fault):
     models = tmp_path / "models"
     shutil.copytree(sentiment_models_dir, models)
-    model_dir = models / "sentiment"
+    model_dir = models / "sentiment" / "1"
     if fault == "tampered":
         with open(model_dir / "vocabulary.json", "a") as f:
             f.write(" ")

@@ -188,12 +188,12 @@ def test_v1_no_model_is_503(make_app, tmp_path):
 def test_the_threshold_comes_from_the_model_metadata(sentiment_models_dir, tmp_path):
     from mlapi.serving.sentiment import DEFAULT_THRESHOLD, SentimentPredictor
 
-    default = SentimentPredictor.load(sentiment_models_dir / "sentiment")
+    default = SentimentPredictor.load(sentiment_models_dir / "sentiment" / "1")
     assert default.threshold == DEFAULT_THRESHOLD == 0.5
     (answer,) = default.predict([POSITIVE])
     assert answer["label"] == "positive" and answer["score"] == default.predict_proba([POSITIVE])[0]
 
-    shutil.copytree(sentiment_models_dir / "sentiment", tmp_path / "sentiment")
+    shutil.copytree(sentiment_models_dir / "sentiment" / "1", tmp_path / "sentiment")
     metadata_file = tmp_path / "sentiment" / "metadata.json"
     metadata = json.loads(metadata_file.read_text())
     metadata["threshold"] = min(1.0, answer["score"] + 1e-3)  # just above this review's score

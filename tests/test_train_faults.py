@@ -13,9 +13,10 @@ import pytest
 from helpers.imdb import tiny_counts
 from test_experiment import N_PER_LABEL, TINY, TINY_FLAGS, snapshot, tiny_imdb  # noqa: F401
 
-from mlapi import export, reporting
+from mlapi import reporting, versions
 from mlapi.cli import main
 from mlapi.training import loop
+from mlapi.versions import served_artifact
 
 EPOCHS = ["--epochs", "3"]  # overrides TINY's 2: the interrupt lands in the last epoch
 STATE = f".{TINY.run_name.replace('ep2', 'ep3')}.resume"
@@ -128,7 +129,7 @@ def test_resume_continues_an_interrupted_run_to_the_same_result(
         for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-5, abs=1e-7)
     assert not (out / STATE).exists()  # removed once the run is complete
-    assert (models / "sentiment" / "model.onnx").is_file()
+    assert (served_artifact(models, "sentiment") / "model.onnx").is_file()
 
 
 def test_resume_refuses_other_settings(tiny_imdb, tmp_path, monkeypatch, capsys):  # noqa: F811
@@ -150,7 +151,7 @@ def test_resume_with_nothing_saved_says_so(tiny_imdb, tmp_path, capsys):  # noqa
     ("target", "error"),
     [
         ((reporting, "write_history_csv"), OSError(errno.ENOSPC, "No space left on device")),
-        ((export, "replace_directory"), PermissionError(errno.EACCES, "Permission denied")),
+        ((versions, "_install_locked"), PermissionError(errno.EACCES, "Permission denied")),
     ],
     ids=["disk full while writing outputs", "permission denied installing the model"],
 )

@@ -34,6 +34,7 @@ from mlapi.serving.settings import (
     default_modelo_path,
     default_models_dir,
 )
+from mlapi.versions import served_artifact
 
 BUNDLE_NAME = "entrega_flask_ml_api"
 DEFAULT_OUT = f"{BUNDLE_NAME}.zip"
@@ -126,6 +127,9 @@ def build_bundle(
     root = Path(source) if source is not None else project_root()
     files = project_files(root)
     with tempfile.TemporaryDirectory(prefix="mlapi-bundle-") as staging:
+        if Path(modelo_path) == DEFAULT_MODELO_PATH:  # the served version, as the server does
+            versioned = served_artifact(Path(models_dir or DEFAULT_MODELS_DIR), "iris", modelo_path)
+            modelo_path = versioned or modelo_path
         iris_files, iris_source = iris_model_files(Path(modelo_path), Path(staging))
         files.update(iris_files)
         sentiment = sentiment_model_files(Path(models_dir)) if models_dir is not None else {}
@@ -205,11 +209,11 @@ def iris_model_files(modelo_path: Path, staging: Path) -> tuple[dict[str, Path],
 
 
 def sentiment_model_files(models_dir: Path) -> dict[str, Path]:
-    """models/sentiment/* when an exported model is there (verified), else nothing."""
+    """The served version of models/sentiment/ as models/sentiment/* (verified), or nothing."""
     from mlapi.serving.sentiment import TRAIN_HINT
 
-    directory = models_dir / "sentiment"
-    if not (directory / "metadata.json").is_file():
+    directory = served_artifact(models_dir, "sentiment")
+    if directory is None or not (directory / "metadata.json").is_file():
         return {}
     metadata = verified_metadata(directory, what="sentiment model", hint=TRAIN_HINT)
     names = ["metadata.json", *metadata["files"]]

@@ -3,14 +3,13 @@
 The exported graph takes `input_ids` int64 [batch, seq] (both dynamic) and returns
 `probability` float32 [batch] = P(positive): the sigmoid is part of the graph. The
 model directory (model.onnx, vocabulary.json, metadata.json) is built in a staging
-folder and installed with one rename, only after ONNX Runtime has matched PyTorch.
+folder and installed as a new version (`mlapi.versions`) with one rename, only after
+ONNX Runtime has matched PyTorch.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +22,13 @@ from torch import nn
 from mlapi.artifacts import (
     atomic_path,
     atomic_write_json,
-    current_umask,
-    replace_directory,
     sha256_file,
     utc_now_iso,
 )
 from mlapi.errors import ArtifactError
 from mlapi.evaluation import LABELS
 from mlapi.training.loop import predict_proba
+from mlapi.versions import new_version
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
@@ -135,18 +133,13 @@ def export_sentiment_model(
     metrics: dict[str, Any],
     versions: dict[str, str],
 ) -> ExportResult:
-    """Export, check parity, then install `<models_dir>/sentiment/` in one rename.
+    """Export, check parity, then install `<models_dir>/sentiment/<next version>/` in one rename.
 
     On any failure (parity, Ctrl-C) the staging folder is removed and the installed
     model, if any, is left exactly as it was.
     """
-    models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".sentiment.staging.", dir=models_dir))
-    try:
-        staging.chmod(
-            0o777 & ~current_umask()
-        )  # mkdtemp makes 0700; servers may run as another user
+    with new_version(Path(models_dir), "sentiment") as install:
+        staging = install.staging
         export_onnx(network, staging / MODEL_FILE)
         vocabulary.save(staging / VOCABULARY_FILE)
         parity_ids = np.asarray(parity_ids)[:PARITY_REVIEWS]
@@ -171,8 +164,4 @@ def export_sentiment_model(
             },
         }
         atomic_write_json(staging / METADATA_FILE, metadata)
-        target = models_dir / "sentiment"
-        replace_directory(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return ExportResult(target, max_diff, metadata)
+    return ExportResult(install.installed, max_diff, metadata)

@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from mlapi.artifacts import atomic_write_bytes, utc_now_iso, write_sidecar
 from mlapi.data.iris import load_iris
 from mlapi.errors import ArtifactError
-from mlapi.serving.settings import default_modelo_path
+from mlapi.serving.settings import DEFAULT_MODELO_PATH, IRIS_MODEL_FILE, default_modelo_path
 
 SEED = 42
 HOLDOUT_FRACTION = 0.2
@@ -31,6 +31,18 @@ PARITY_TOLERANCE = 1e-5
 def default_model_path() -> Path:
     """$MODELO_PATH, else ./modelo.pkl (the serving default, defined in serving.settings)."""
     return default_modelo_path()
+
+
+def train_new_version(models_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """Train into `<models_dir>/iris/<next version>/modelo.pkl` (+ ONNX, sidecars), atomically.
+
+    A seed-style ./modelo.pkl found there first becomes version 1 (`mlapi.versions`).
+    """
+    from mlapi import versions
+
+    with versions.new_version(Path(models_dir), "iris", DEFAULT_MODELO_PATH) as install:
+        summary = train_and_save(install.staging / IRIS_MODEL_FILE)
+    return install.installed / IRIS_MODEL_FILE, summary
 
 
 def onnx_path_for(pickle_path: str | os.PathLike) -> Path:

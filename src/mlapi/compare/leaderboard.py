@@ -7,7 +7,6 @@ import dataclasses
 import os
 import platform
 import shutil
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -142,20 +141,12 @@ def write_leaderboard(
 
 
 def install_best(entries: list[LeaderboardEntry], models_dir: str | os.PathLike) -> Path:
-    """Copy the exported model with the best val accuracy to `<models_dir>/sentiment`."""
-    from mlapi.artifacts import replace_directory
+    """Install the exported model with the best val accuracy as a new sentiment version."""
+    from mlapi.versions import new_version
 
     neural = rank([e for e in entries if e.kind == "neural"])
     if not neural:
         raise DataError("--install-best needs at least one neural configuration")
-    source = Path(neural[0].model_dir)
-    models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".sentiment.staging.", dir=models_dir))
-    try:
-        shutil.copytree(source, staging, dirs_exist_ok=True)
-        target = models_dir / "sentiment"
-        replace_directory(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    with new_version(Path(models_dir), "sentiment") as install:
+        shutil.copytree(Path(neural[0].model_dir), install.staging, dirs_exist_ok=True)
+    return install.installed

@@ -130,9 +130,10 @@ def _one_or_many(model_name: str, one, many):
     return jsonify(predictions=predict(model_name, many))
 
 
-def predict(model_name: str, inputs: list, version: str | None = None) -> list[dict[str, Any]]:
-    """The model's answer per input (the served version, or `version`), counted in /metrics."""
-    answers = serving_state().registry.get(model_name, version).predict(inputs)
+def predict(model_name: str, inputs: list, predictor=None) -> list[dict[str, Any]]:
+    """The model's answer per input (the served version, or `predictor`), counted in /metrics."""
+    predictor = predictor or serving_state().registry.get(model_name)
+    answers = predictor.predict(inputs)
     record_predictions(model_name, [answer[LABEL_KEYS[model_name]] for answer in answers])
     return answers
 
@@ -164,9 +165,12 @@ def v1_model_status(name: str):
 
 
 def _status(slot) -> dict[str, Any]:
+    refused = {"refused": slot.refused} if slot.refused else {}
     if not slot.loaded:
-        return {"name": slot.name, "ready": False, "problem": security.public_text(slot.problem)}
-    return {"name": slot.name, "ready": True, "version": slot.version, **slot.predictor.info()}
+        problem = security.public_text(slot.problem)
+        return {"name": slot.name, "ready": False, "problem": problem, **refused}
+    info = slot.predictor.info()
+    return {"name": slot.name, "ready": True, "version": slot.version, **info, **refused}
 
 
 def _unknown_model(name: str) -> str:

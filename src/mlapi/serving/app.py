@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from mlapi.serving import api, cors, limits, logs, metrics, pages, schemas, security, v2
 from mlapi.serving.errors import register_error_handlers
 from mlapi.serving.iris import IrisPredictor
-from mlapi.serving.registry import ModelRegistry
+from mlapi.serving.registry import ModelRegistry, VersionSource
 from mlapi.serving.sentiment import SentimentPredictor
 from mlapi.serving.settings import ServingSettings
 
@@ -82,32 +82,57 @@ def create_app(settings: ServingSettings | None = None) -> Flask:
     served_metrics = metrics.init_app(app, settings.metrics)
     if served_metrics is not None:
         served_metrics.observe_models(app.extensions["mlapi"].registry.slots.values())
+    _follow_versions(app, settings, served_metrics)
     logs.init_app(app, settings.log_format)
     cors.init_app(app, settings.cors_origins)
     return app
 
 
-LOADERS = {
-    "iris": lambda settings: IrisPredictor.load(settings.modelo_path, settings.allow_pickle),
-    "sentiment": lambda settings: SentimentPredictor.load(settings.sentiment_dir),
-}
+def loaders(settings: ServingSettings) -> dict:
+    """Each model's loader: a path (a version folder, or Iris' own file) -> a predictor."""
+    return {
+        "iris": lambda path: IrisPredictor.load(path, settings.allow_pickle),
+        "sentiment": SentimentPredictor.load,
+    }
 
 
 def load_models(settings: ServingSettings) -> ModelRegistry:
     """Load the models to serve from paths in the settings (never from a request).
 
+    Each is versioned (MODELS_DIR/<name>/<version>/, watched for a new served version), except
+    Iris when MODELO_PATH names a file of its own: that file is served as version 1.
+
     A model that is not to be served (SERVE_MODELS) still has a slot that says why, so the
     page and /models can tell; readiness waits only for the models to serve.
     """
     to_serve = settings.models_to_serve()
-    registry = ModelRegistry(required=to_serve)
-    for name, loader in LOADERS.items():
-        if name in to_serve or settings.serve_models is None:
-            registry.load(name, lambda loader=loader: loader(settings))
+    registry = ModelRegistry(required=to_serve, keep_versions=settings.keep_versions)
+    for name, loader in loaders(settings).items():
+        if name == "iris" and not settings.iris_versioned and name in to_serve:
+            registry.load(name, lambda load=loader: load(settings.modelo_path))  # that file
+        elif name in to_serve or settings.serve_models is None:
+            legacy = settings.modelo_path if name == "iris" else None
+            registry.load_versions(name, VersionSource(settings.models_dir, name, legacy), loader)
         else:
             served = ",".join(settings.serve_models)
             registry.skip(name, f"this server does not serve it (SERVE_MODELS={served})")
     return registry
+
+
+def _follow_versions(app: Flask, settings: ServingSettings, served_metrics) -> None:
+    """Report swaps and refusals in /metrics, and run the version watcher in each worker."""
+    registry = app.extensions["mlapi"].registry
+    if served_metrics is not None:
+        registry.on_change = lambda name, version, outcome: served_metrics.model_changed(
+            registry.slots.values(), name, outcome
+        )
+        for slot in registry.slots.values():  # versions refused at start count as refused
+            if slot.refused is not None:
+                served_metrics.reloads.labels(slot.name, "refused").inc()
+    # Started here (after gunicorn's fork: the app is not preloaded) and again on a request
+    # if this process is a fork of the one that started it (a thread does not survive a fork).
+    registry.watch(settings.model_poll_seconds)
+    app.before_request(lambda: registry.watch(settings.model_poll_seconds))
 
 
 def _assign_request_id() -> None:

@@ -65,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
     models_dir = _folder_flag("--models-dir", args.models_dir, default_models_dir())
     settings = ServingSettings.from_env(modelo_path=modelo_path, models_dir=models_dir)
     if args.train_missing and "iris" in settings.models_to_serve():
-        train_missing_iris(modelo_path)
+        train_missing_iris(settings)
     for line in serving_plan(settings):
         print(line, flush=True)
     os.environ["MODELO_PATH"] = str(modelo_path)
@@ -108,15 +108,31 @@ def _folder_flag(flag: str, raw: str | None, default: Path) -> Path:
     return path
 
 
-def train_missing_iris(modelo_path: Path) -> None:
-    """Train the Iris model if it is absent: seconds, from scikit-learn's bundled data."""
-    if modelo_path.exists():
-        return
-    print(f"No Iris model at {modelo_path}: training it now (--train-missing) ...", flush=True)
-    from mlapi.iris_model import train_and_save
+def iris_model_file(settings: ServingSettings) -> Path | None:
+    """The Iris file the server will load: MODELO_PATH's, else the served version's."""
+    if settings.iris_versioned:
+        from mlapi.versions import served_artifact
 
-    accuracy = train_and_save(modelo_path)["holdout_accuracy"]
-    print(f"Trained the Iris model: {modelo_path} (hold-out accuracy {accuracy:.3f})", flush=True)
+        return served_artifact(settings.models_dir, "iris", settings.modelo_path)
+    return settings.modelo_path if settings.modelo_path.exists() else None
+
+
+def train_missing_iris(settings: ServingSettings) -> None:
+    """Train the Iris model if it is absent: seconds, from scikit-learn's bundled data."""
+    if iris_model_file(settings) is not None:
+        return
+    where = settings.modelo_path
+    if settings.iris_versioned:
+        where = settings.models_dir / "iris"
+    print(f"No Iris model at {where}: training it now (--train-missing) ...", flush=True)
+    from mlapi.iris_model import train_and_save, train_new_version
+
+    if settings.iris_versioned:
+        where, summary = train_new_version(settings.models_dir)
+    else:
+        summary = train_and_save(where)
+    accuracy = summary["holdout_accuracy"]
+    print(f"Trained the Iris model: {where} (hold-out accuracy {accuracy:.3f})", flush=True)
 
 
 def serving_plan(settings: ServingSettings) -> list[str]:
@@ -125,8 +141,14 @@ def serving_plan(settings: ServingSettings) -> list[str]:
     mlapi = mlapi_command()
     lines = []
     if "iris" in to_serve:
-        if settings.modelo_path.exists():
-            lines.append(f"Iris model: {settings.modelo_path}")
+        iris_file = iris_model_file(settings)
+        if iris_file is not None:
+            lines.append(f"Iris model: {iris_file}")
+        elif settings.iris_versioned:
+            lines.append(
+                f"Iris model: none at {settings.modelo_path} or in {settings.models_dir / 'iris'} "
+                f"(the server will not be ready). To train it: {mlapi} train iris"
+            )
         else:
             lines.append(
                 f"Iris model: none at {settings.modelo_path} (the server will not be ready). "
@@ -136,8 +158,8 @@ def serving_plan(settings: ServingSettings) -> list[str]:
         lines.append(f"Sentiment model: {settings.sentiment_dir}")
     elif settings.serve_models is None:
         lines.append(
-            f"Sentiment model: none at {settings.sentiment_dir}; serving Iris only. To add it, "
-            f"then restart: {mlapi} train imdb --data PATH "
+            f"Sentiment model: none at {settings.sentiment_dir}; serving Iris only. To add it "
+            f"(it is picked up without a restart): {mlapi} train imdb --data PATH "
             f"--models-dir {settings.models_dir}"
         )
     return lines

@@ -83,6 +83,13 @@ class ServingMetrics:
             multiprocess_mode="livemax",
             registry=registry,
         )
+        self.worker_version = Gauge(
+            "mlapi_worker_model_version",
+            "The model version each live worker serves (label pid; one sample per worker)",
+            ["model"],
+            multiprocess_mode="liveall",
+            registry=registry,
+        )
         self.reloads = Counter(
             "mlapi_model_reloads",
             "Model versions a worker tried to put live: outcome loaded or refused",
@@ -105,6 +112,12 @@ class ServingMetrics:
             self.model_loaded.labels(slot.name).set(1 if slot.loaded else 0)
             if slot.loaded and getattr(slot, "version", None) is not None:
                 self.model_version.labels(slot.name).set(int(slot.version))
+                self.worker_version.labels(slot.name).set(int(slot.version))
+
+    def model_changed(self, slots: Iterable, name: str, outcome: str) -> None:
+        """A worker swapped in a version ("loaded") or refused one ("refused")."""
+        self.reloads.labels(name, outcome).inc()
+        self.observe_models(slots)
 
 
 def init_app(app: Flask, enabled: bool) -> ServingMetrics | None:

@@ -108,6 +108,9 @@ def openapi():
 
 
 def _model_info(slot) -> dict:
+    refused = {"refused": slot.refused} if slot.refused else {}  # a version not put live
     if not slot.loaded:
-        return {"name": slot.name, "loaded": False, "problem": security.public_text(slot.problem)}
-    return {"name": slot.name, "loaded": True, **slot.predictor.info()}
+        problem = security.public_text(slot.problem)
+        return {"name": slot.name, "loaded": False, "problem": problem, **refused}
+    info = slot.predictor.info()
+    return {"name": slot.name, "loaded": True, "version": slot.version, **info, **refused}

@@ -39,6 +39,8 @@ ENV_VARS = {
     "metrics": "METRICS",
     "log_format": "LOG_FORMAT",
     "cors_origins": "CORS_ORIGINS",
+    "model_poll_seconds": "MODEL_POLL_SECONDS",
+    "keep_versions": "KEEP_VERSIONS",
 }
 LOG_FORMATS = ("text", "json")
 _BOOLEANS = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
@@ -63,6 +65,8 @@ class ServingSettings:
     metrics: bool = True  # GET /metrics (Prometheus); METRICS=0 turns it off
     log_format: str = "text"  # "json": one JSON object per access and error line
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none by default
+    model_poll_seconds: float = 2.0  # each worker looks for a new served version this often; 0: off
+    keep_versions: int = 2  # older versions a worker keeps loaded per model (asked for by number)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServingSettings:
@@ -80,16 +84,27 @@ class ServingSettings:
 
     def _check(self) -> None:
         positive = ("max_body_bytes", "max_batch", "sentiment_max_batch", "sentiment_max_chars")
-        for name in (*positive, "sentiment_max_total_chars", "max_concurrent_large"):
+        limits = ("sentiment_max_total_chars", "max_concurrent_large", "keep_versions")
+        for name in (*positive, *limits):
             if getattr(self, name) < 1:
                 raise MlapiError(f"{ENV_VARS[name]} must be a positive integer")
         if self.api_key is not None and not self.api_key.strip():
             raise MlapiError(
                 "API_KEY is set but empty: set a key, or unset API_KEY to serve without one"
             )
+        if not 0 <= self.model_poll_seconds <= 3600:
+            raise MlapiError(
+                f"MODEL_POLL_SECONDS must be seconds from 0 (off) to 3600, "
+                f"got {self.model_poll_seconds!r}"
+            )
         if self.log_format not in LOG_FORMATS:
             allowed = " or ".join(LOG_FORMATS)
             raise MlapiError(f"LOG_FORMAT must be {allowed}, got {self.log_format!r}")
+
+    @property
+    def iris_versioned(self) -> bool:
+        """Iris from MODELS_DIR/iris/<version>/ unless MODELO_PATH names another file."""
+        return self.modelo_path == DEFAULT_MODELO_PATH
 
     @property
     def sentiment_dir(self) -> Path:
@@ -123,6 +138,13 @@ def _parse(name: str, raw):
         if raw.strip().lower() not in _BOOLEANS:
             raise MlapiError(f"METRICS must be 1 or 0 (on or off), got {raw!r}")
         return _BOOLEANS[raw.strip().lower()]
+    if name == "model_poll_seconds" and isinstance(raw, str):
+        try:
+            return float(raw)
+        except ValueError:
+            raise MlapiError(
+                f"MODEL_POLL_SECONDS must be a number of seconds, got {raw!r}"
+            ) from None
     if name == "log_format" and isinstance(raw, str):
         return raw.strip().lower()
     if name == "api_key" or not isinstance(raw, str):

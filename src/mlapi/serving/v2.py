@@ -224,15 +224,15 @@ def ready():
 @bp.get("/models/<name>")
 @bp.get("/models/<name>/versions/<version>")
 def model_metadata(name: str, version: str | None = None):
-    slot, predictor = _model(name, version)
-    return jsonify(metadata(name, slot.version, predictor).model_dump())
+    served, predictor = _model(name, version)
+    return jsonify(metadata(name, served, predictor).model_dump())
 
 
 @bp.get("/models/<name>/ready")
 @bp.get("/models/<name>/versions/<version>/ready")
 def model_ready(name: str, version: str | None = None):
-    slot, _ = _model(name, version)
-    return jsonify(name=name, version=version or slot.version, ready=True)
+    served, _ = _model(name, version)
+    return jsonify(name=name, version=served, ready=True)
 
 
 @bp.post("/models/<name>/infer")
@@ -245,9 +245,8 @@ def infer(name: str, version: str | None = None):
         raise ApiError(400, BINARY_UNSUPPORTED)
     body = read_json_object(INFER_EXAMPLES[name], content_type_optional=True)
     payload = validate(request_model, body)
-    slot, predictor = _model(name, version)
-    served = version or slot.version
-    answers = predict(name, _rows(payload.inputs[0]), version)
+    served, predictor = _model(name, version)
+    answers = predict(name, _rows(payload.inputs[0]), predictor=predictor)
     outputs = _outputs(name, predictor, answers)
     if payload.outputs is not None:
         wanted = {output.name for output in payload.outputs}
@@ -265,12 +264,11 @@ def _rows(tensor) -> list:
 
 
 def _model(name: str, version: str | None):
-    """The slot and predictor of `name` (`version`, when given), or a 404/503 ApiError."""
+    """The version and predictor of `name` (`version`, when given), or a 404/503 ApiError."""
     registry = serving_state().registry
     if name not in registry.slots:
         raise ApiError(404, _unknown(name))
-    predictor = registry.get(name, version)
-    return registry.slots[name], predictor
+    return registry.lookup(name, version)
 
 
 def _unknown(name: str) -> str:

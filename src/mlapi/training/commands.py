@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from mlapi.errors import ConfigError
@@ -15,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     iris = models.add_parser("iris", help="train the RandomForest on Iris -> modelo.pkl")
     iris.add_argument(
-        "--out", default=None, help="model path (default: $MODELO_PATH or ./modelo.pkl)"
+        "--out",
+        default=None,
+        help="model file (default: $MODELO_PATH, else a new version in $MODELS_DIR/iris/)",
     )
     iris.set_defaults(handler=_train_iris)
 
@@ -78,10 +81,15 @@ def _check_embeddings_file(embeddings: str) -> None:
 
 
 def _train_iris(args: argparse.Namespace) -> int:
-    from mlapi.iris_model import default_model_path, train_and_save
+    from mlapi.iris_model import train_and_save, train_new_version
+    from mlapi.serving.settings import default_models_dir
 
-    summary = train_and_save(args.out or default_model_path())
+    if args.out or os.environ.get("MODELO_PATH"):  # an explicit file: this Iris file
+        print(train_and_save(args.out or os.environ["MODELO_PATH"]))
+        return 0
+    path, summary = train_new_version(default_models_dir())
     print(summary)
+    print(f"installed Iris version {path.parent.name}: {path}")
     return 0
 
 
@@ -167,8 +175,12 @@ def _fmt(value: float | None) -> str:
 
 def _predict(args: argparse.Namespace) -> int:
     from mlapi.serving.sentiment import SentimentPredictor
+    from mlapi.versions import served_artifact
 
-    predictor = SentimentPredictor.load(Path(args.models_dir) / "sentiment")
+    models_dir = Path(args.models_dir)
+    predictor = SentimentPredictor.load(
+        served_artifact(models_dir, "sentiment") or models_dir / "sentiment"
+    )
     for text, answer in zip(args.texts, predictor.predict(args.texts), strict=True):
         snippet = text if len(text) <= 60 else text[:57] + "..."
         print(f"{answer['label']}\t{answer['score']:.4f}\t{snippet}")

@@ -249,10 +249,14 @@ def _export(
 
 
 def installed_model(models_dir: str | os.PathLike) -> InstalledModel | None:
-    """The run name and test accuracy of the model installed at `<models_dir>/sentiment`."""
+    """The run name and test accuracy of the sentiment version served from `models_dir`."""
     from mlapi.export import METADATA_FILE
+    from mlapi.versions import served, versions
 
-    path = Path(models_dir) / "sentiment" / METADATA_FILE
+    version = served(Path(models_dir), "sentiment")
+    if version not in versions(Path(models_dir), "sentiment"):
+        return None
+    path = versions(Path(models_dir), "sentiment")[version] / METADATA_FILE
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
         return InstalledModel(str(meta["run_name"]), meta.get("metrics", {}).get("test_accuracy"))
