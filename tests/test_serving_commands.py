@@ -125,6 +125,9 @@ def test_the_plan_follows_serve_models(tmp_path):
         (["--modelo-path", "DIR"], {}, "--modelo-path must be a model file, got"),
         ([], {"SERVE_MODELS": "iris,bert"}, "SERVE_MODELS must be a comma-separated list of"),
         ([], {"MAX_BATCH": "many"}, "MAX_BATCH must be an integer, got 'many'"),
+        ([], {"WEB_CONCURRENCY": "abc"}, "WEB_CONCURRENCY must be a positive integer, got 'abc'"),
+        ([], {"GUNICORN_THREADS": "0"}, "GUNICORN_THREADS must be a positive integer, got '0'"),
+        ([], {"LOG_FORMAT": "xml"}, "LOG_FORMAT must be text or json, got 'xml'"),
     ],
 )
 def test_bad_flags_give_one_line_naming_the_flag_and_what_is_allowed(

@@ -61,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     host, port, workers = _listen_address(args)
+    os.environ.update(HOST=host, PORT=str(port))  # what gunicorn's config reads, now checked
+    _check_gunicorn_settings()
     modelo_path = _file_flag("--modelo-path", args.modelo_path, default_modelo_path())
     models_dir = _folder_flag("--models-dir", args.models_dir, default_models_dir())
     settings = ServingSettings.from_env(modelo_path=modelo_path, models_dir=models_dir)
@@ -68,13 +70,27 @@ def _serve(args: argparse.Namespace) -> int:
         train_missing_iris(settings)
     for line in serving_plan(settings):
         print(line, flush=True)
-    os.environ["MODELO_PATH"] = str(modelo_path)
-    os.environ["MODELS_DIR"] = str(models_dir)
+    os.environ.update(MODELO_PATH=str(modelo_path), MODELS_DIR=str(models_dir))
     command = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG, "--bind", f"{host}:{port}"]
     if workers:
         command += ["--workers", str(workers)]
     print(f"Serving on http://{host}:{port}/ with gunicorn (Ctrl-C to stop)", flush=True)
     os.execv(sys.executable, [*command, WSGI_APP])
+
+
+def _check_gunicorn_settings() -> None:
+    """The gunicorn settings read from the environment (WEB_CONCURRENCY, GUNICORN_THREADS...),
+    checked here, so that a bad one is one line before gunicorn starts."""
+    import importlib
+
+    name = GUNICORN_CONFIG.removeprefix("python:")
+    try:
+        if name in sys.modules:
+            importlib.reload(sys.modules[name])
+        else:
+            importlib.import_module(name)
+    except SystemExit as exc:  # the config's own one-line error
+        raise MlapiError(str(exc).removeprefix("mlapi: error: ")) from None
 
 
 def _listen_address(args: argparse.Namespace) -> tuple[str, int, int | None]:
@@ -172,5 +188,11 @@ def mlapi_command() -> str:
     if exe.name == "mlapi" and on_path and Path(on_path).resolve() == exe.resolve():
         return "mlapi"
     if exe.name == "mlapi":
-        return os.path.relpath(exe) if exe.is_absolute() else str(exe)
-    return f"{os.path.relpath(sys.executable)} -m mlapi"
+        return _short_path(exe)
+    return f"{_short_path(Path(sys.executable))} -m mlapi"
+
+
+def _short_path(path: Path) -> str:
+    """Relative to here when it is below here (.venv/bin/mlapi), else absolute."""
+    relative = os.path.relpath(path.absolute())
+    return str(path.absolute()) if relative.startswith("..") else relative

@@ -22,7 +22,22 @@ GUNICORN_BODY_TIMEOUT, LOG_LEVEL.
 import os
 import resource
 
-from mlapi.serving.settings import default_host, default_port, listen_port
+from mlapi.errors import MlapiError
+from mlapi.serving.settings import LOG_FORMATS, default_host, default_port, listen_port
+
+
+def _positive_int(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, "").strip() or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise MlapiError(f"{variable} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def _log_format() -> str:
+    value = os.environ.get("LOG_FORMAT", "").strip().lower() or LOG_FORMATS[0]
+    if value not in LOG_FORMATS:
+        raise MlapiError(f"LOG_FORMAT must be {' or '.join(LOG_FORMATS)}, got {value!r}")
+    return value
 
 
 def _usable_cpus() -> int:
@@ -35,18 +50,22 @@ def _usable_cpus() -> int:
 
 def _worker_connections() -> int:
     """GUNICORN_WORKER_CONNECTIONS (500), kept below the open-file limit with a margin."""
-    wanted = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "500"))
+    wanted = _positive_int("GUNICORN_WORKER_CONNECTIONS", 500)
     soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft_limit != resource.RLIM_INFINITY:
         wanted = min(wanted, soft_limit - 128)
     return max(wanted, 1)
 
 
-bind = f"{default_host()}:{listen_port(default_port(), 'PORT')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", _usable_cpus()))
+try:  # a bad environment variable stops the server with one line, not a traceback
+    bind = f"{default_host()}:{listen_port(default_port(), 'PORT')}"
+    workers = _positive_int("WEB_CONCURRENCY", _usable_cpus())
+    threads = _positive_int("GUNICORN_THREADS", 4)
+    worker_connections = _worker_connections()  # per worker; then 503
+    LOG_FORMAT = _log_format()
+except MlapiError as exc:
+    raise SystemExit(f"mlapi: error: {exc}") from None
 worker_class = "mlapi.serving.gunicorn_worker.BufferingThreadWorker"  # gthread + buffering poller
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-worker_connections = _worker_connections()  # per worker; then 503
 timeout = 30  # a worker whose main loop is silent this long is killed and replaced
 graceful_timeout = 30  # SIGTERM: in-flight requests get this long to finish
 keepalive = 5  # seconds an idle keep-alive connection is kept (a proxy in front reuses them)
@@ -67,7 +86,6 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 
 # --- Prometheus metrics across workers and JSON logs (mlapi.serving.metrics, .logs) ---
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
 if LOG_FORMAT == "json":
     from mlapi.serving.logs import gunicorn_json_logconfig
 
