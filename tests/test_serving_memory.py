@@ -26,6 +26,19 @@ def test_a_batch_over_the_character_budget_is_refused(make_app, path, key):
     assert client.post(path, json={key: ["a" * 60, "b" * 40]}).status_code == 200
 
 
+def test_v2_infer_has_the_same_character_budget(make_app):
+    client = make_app(sentiment_max_total_chars=100).test_client()
+
+    def infer(texts):
+        tensor = {"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}
+        return client.post("/v2/models/sentiment/infer", json={"inputs": [tensor]})
+
+    over = infer(["a" * 60, "b" * 41])
+    assert over.status_code == 400
+    assert "add up to 101 characters, more than the 100 allowed" in over.get_json()["error"]
+    assert infer(["a" * 60, "b" * 40]).status_code == 200
+
+
 def test_the_default_budget_allows_a_full_batch_of_typical_reviews(client):
     review = "A moving, well acted film with a score I still hum. " * 22  # ~1,150 characters
     answer = client.post("/sentiment", json={"texts": [review] * 256})
@@ -89,7 +102,7 @@ def test_freed_memory_is_given_back_after_a_large_request_only(make_app, monkeyp
 
 
 def test_large_batches_give_onnx_runtimes_arena_back(sentiment_models_dir, monkeypatch):
-    predictor = SentimentPredictor.load(sentiment_models_dir / "sentiment")
+    predictor = SentimentPredictor.load(sentiment_models_dir / "sentiment" / "1")
     seen = []
     real_run = predictor.session.run
 

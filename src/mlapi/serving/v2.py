@@ -95,8 +95,17 @@ def _exactly(expected: str, what: str):
     return check
 
 
-def _tensor_model(model: str, tensor: str, dtype: str, item, width: int | None, max_n: int):
-    """The one input tensor `model` takes: its name, type and shape, checked against its data."""
+def _tensor_model(
+    model: str,
+    tensor: str,
+    dtype: str,
+    item,
+    width: int | None,
+    max_n: int,
+    max_total_chars: int | None = None,
+):
+    """The one input tensor `model` takes: its name, type and shape, checked against its data
+    (and, for texts, their characters together, as V1 checks them)."""
     shape_text = f"[N, {width}]" if width else "[N]"
     takes = f"the {model} model takes one {dtype} tensor named '{tensor}' of shape {shape_text}"
     row = [Literal[width]] if width else []
@@ -141,6 +150,8 @@ def _tensor_model(model: str, tensor: str, dtype: str, item, width: int | None, 
                     f"data has {len(self.data)} values; shape {list(self.shape)} needs {needed} "
                     "(flat, row-major)"
                 )
+            if max_total_chars is not None:
+                schemas.check_total_chars(self.data, max_total_chars)
             return self
 
     # Named at creation, so that each model's tensor is its own OpenAPI component.
@@ -171,7 +182,13 @@ def request_models(settings) -> dict[str, type[BaseModel]]:
     text = schemas.sentiment_text_type(settings.sentiment_max_chars)
     iris = _tensor_model("iris", "input", "FP32", schemas.FiniteFloat32, 4, settings.max_batch)
     sentiment = _tensor_model(
-        "sentiment", "text", "BYTES", text, None, settings.sentiment_max_batch
+        "sentiment",
+        "text",
+        "BYTES",
+        text,
+        None,
+        settings.sentiment_max_batch,
+        settings.sentiment_max_total_chars,
     )
     return {
         "iris": infer_request_model("iris", iris),
