@@ -22,7 +22,7 @@ test: $(STAMP)  ## lint, then the whole test suite
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[train,dev]"
+	$(BIN)/pip install --quiet -e ".[train,tune,dev]"
 	touch $(STAMP)
 
 clean:

@@ -22,6 +22,14 @@ from mlapi.serving.settings import ServingSettings
 from mlapi.testing import GunicornServer
 
 
+@pytest.fixture(autouse=True)
+def mlflow_store_in_tmp(tmp_path_factory, monkeypatch):
+    """Training commands track runs in MLflow: tests keep that store out of the repo."""
+    store = tmp_path_factory.getbasetemp() / "mlflow" / "mlflow.db"
+    store.parent.mkdir(exist_ok=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+
+
 @pytest.fixture(scope="session")
 def iris_model_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("iris") / "modelo.pkl"
