@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "mlapi.serving.commands",
     "mlapi.delivery",
     "mlapi.compare.command",
+    "mlapi.tuning.command",
 )
 
 

@@ -86,12 +86,18 @@ class Tracker:
         tags: dict[str, str] | None = None,
         parent_run_id: str | None = None,
         experiment: str = EXPERIMENT,
+        run_id: str | None = None,
     ) -> Tracker:
-        """Start a run named `name` (nested under `parent_run_id` if given)."""
+        """Start a run named `name` (nested under `parent_run_id` if given), or reopen the
+        run `run_id` (a resumed sweep's parent)."""
         if not enabled:
             return cls(None)
         tracker = cls(uri or tracking_uri())
-        tracker._safely(tracker._create, name, params or {}, tags or {}, parent_run_id, experiment)
+        if run_id is not None:
+            tracker._safely(tracker._reopen, run_id)
+        else:
+            args = (name, params or {}, tags or {}, parent_run_id, experiment)
+            tracker._safely(tracker._create, *args)
         return tracker
 
     @property
@@ -114,6 +120,13 @@ class Tracker:
         run = client.create_run(experiment_id, run_name=name, tags=all_tags)
         self._client, self.run_id = client, run.info.run_id
         self.log_params(params)
+
+    def _reopen(self, run_id: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.uri)
+        client.update_run(run_id, status="RUNNING")
+        self._client, self.run_id = client, run_id
 
     def _artifact_location(self) -> str | None:
         """Artifacts of the local SQLite store go to `mlruns/` beside it (as `mlflow ui`)."""
@@ -212,3 +225,45 @@ class TrackingCallback(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any], trainer: Trainer) -> None:
         self.tracker.log_metrics({k: v for k, v in logs.items() if k != "epoch"}, step=epoch)
+
+
+def tracked_experiment(
+    config,
+    *,
+    track: bool,
+    kind: str,
+    data,
+    device: str = "cpu",
+    precision: str = "fp32",
+    uri: str | None = None,
+    parent_run_id: str | None = None,
+    callbacks=(),
+    **run_options,
+):
+    """`training.run.run_experiment` as one MLflow run (nested under `parent_run_id`):
+    params, each epoch, tags, and the outputs once the run is complete.
+    Returns (RunResult, Tracker)."""
+    from mlapi.training.config import train_command
+    from mlapi.training.run import run_experiment
+
+    command = train_command(config, data)
+    tags = run_tags(device=device, recipe=config.run_name, command=command, kind=kind)
+    tracker = Tracker.start(
+        config.run_name,
+        enabled=track,
+        uri=uri,
+        params=config.to_dict() | {"precision": precision},
+        tags=tags,
+        parent_run_id=parent_run_id,
+    )
+    with tracker:
+        result = run_experiment(
+            config,
+            data=data,
+            device=device,
+            precision=precision,
+            callbacks=[tracker.callback(), *callbacks],
+            **run_options,
+        )
+        tracker.log_result(result)
+    return result, tracker

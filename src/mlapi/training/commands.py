@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from mlapi.errors import ConfigError
-from mlapi.training.config import add_config_arguments, config_from_args, train_command
+from mlapi.training.config import add_config_arguments, config_from_args
 from mlapi.training.device import add_device_arguments, resolve_device
 
 
@@ -88,8 +88,7 @@ def _train_iris(args: argparse.Namespace) -> int:
 
 
 def _train_imdb(args: argparse.Namespace) -> int:
-    from mlapi.tracking import Tracker, run_tags
-    from mlapi.training.run import run_experiment
+    from mlapi.tracking import tracked_experiment
     from mlapi.training.saved import output_path
 
     config = config_from_args(args)
@@ -98,27 +97,18 @@ def _train_imdb(args: argparse.Namespace) -> int:
     device = resolve_device(args.device, args.precision)
     skip_install = config.limit is not None and not args.install
     print(f"run: {config.run_name} (on {device}, {args.precision})")
-    command = train_command(config, args.data)
-    tags = run_tags(device=str(device), recipe=config.run_name, command=command, kind="train")
-    tracker = Tracker.start(
-        config.run_name,
-        enabled=not args.no_track,
-        params=config.to_dict() | {"precision": args.precision},
-        tags=tags,
+    result, tracker = tracked_experiment(
+        config,
+        track=not args.no_track,
+        kind="train",
+        data=args.data,
+        device=str(device),
+        precision=args.precision,
+        out_dir=args.out,
+        models_dir=None if args.no_export or skip_install else args.models_dir,
+        progress=not args.quiet,
+        resume=args.resume,
     )
-    with tracker:
-        result = run_experiment(
-            config,
-            data=args.data,
-            out_dir=args.out,
-            models_dir=None if args.no_export or skip_install else args.models_dir,
-            progress=not args.quiet,
-            resume=args.resume,
-            device=str(device),
-            precision=args.precision,
-            callbacks=[tracker.callback()],
-        )
-        tracker.log_result(result)
     m, h = result.metrics, result.metrics.history
     print(
         f"train accuracy {h.train_accuracy_final:.4f}"
