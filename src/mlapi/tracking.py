@@ -199,6 +199,19 @@ class Tracker:
         if result.model_dir is not None:
             self.log_artifact(result.model_dir, "model")
 
+    def end_running_children(self, status: str = "KILLED") -> None:
+        """Mark nested runs still RUNNING as `status`: trials the scheduler stopped (their
+        process was ended before it could close its run)."""
+
+        def close() -> None:
+            run = self._client.get_run(self.run_id)
+            query = f"tags.mlflow.parentRunId = '{self.run_id}' and attributes.status = 'RUNNING'"
+            for child in self._client.search_runs([run.info.experiment_id], query):
+                self._client.set_terminated(child.info.run_id, status)
+
+        if self.active and self._client is not None:
+            self._safely(close)
+
     def end(self, status: str = "FINISHED") -> None:
         if self.active and self._client is not None:
             self._safely(lambda: self._client.set_terminated(self.run_id, status))
@@ -211,7 +224,9 @@ class Tracker:
         if kind is None:
             self.end("FINISHED")
         else:
-            self.end("KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED")
+            # Ctrl-C, or Tune ending a trial its scheduler stopped (SystemExit)
+            stopped = issubclass(kind, KeyboardInterrupt | SystemExit)
+            self.end("KILLED" if stopped else "FAILED")
 
     def callback(self) -> TrackingCallback:
         return TrackingCallback(self)

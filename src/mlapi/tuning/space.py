@@ -118,11 +118,9 @@ def _distribution(key: str, spec: Any, base: dict[str, Any]) -> tuple[str, list]
     if kind == "choice":
         values = args
     else:
-        values = _bounds(kind, args)
-        if kind == "randint":
-            values = [values[0], values[1] - 1]  # the highest value drawn
-        else:
-            values = [float(v) for v in values]  # what the sampler draws
+        low, high = _bounds(kind, args)
+        # randint never draws `high`; the others draw floats
+        values = [low, high - 1] if kind == "randint" else [float(low), float(high)]
     for value in values:  # each end, or each choice, as a setting over base
         try:
             ExperimentConfig.from_dict({**base, key: value})

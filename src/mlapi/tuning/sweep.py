@@ -160,6 +160,7 @@ def _run(options, space, directory: Path, runtime_env, *, restore: bool, run_id=
             )
             for path in board.values():
                 parent.log_artifact(path)
+            parent.end_running_children("KILLED")  # trials ASHA stopped
     finally:
         if started_here:
             ray.shutdown()

@@ -53,6 +53,8 @@ def run_trial(sampled: dict[str, Any], settings: TrialSettings) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         entry = _train(sampled, settings, out_dir)
+    except SystemExit:  # Tune ends a trial that its scheduler stopped
+        raise
     except BaseException as exc:
         (out_dir / ERROR).write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
         raise
