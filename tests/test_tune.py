@@ -195,11 +195,16 @@ def test_a_two_node_cluster_runs_trials_on_both_nodes(sweep_env, tmp_path):
             device="cpu", address=cluster.address, track=False,
         )  # fmt: skip
         result = run_sweep(options, runtime_env=HOOK)
+        ray.init(address=cluster.address)
+        cluster_nodes = ray.nodes()
     finally:
         ray.shutdown()
         cluster.shutdown()
-    assert [e.status for e in result.entries] == ["finished", "finished"]
-    assert len(set(result.trial_nodes.values())) == 2  # one 1-CPU trial on each node
+    # Both 1-CPU trials run at once, one per node (ASHA may stop the worse one).
+    assert {e.status for e in result.entries} <= {"finished", "stopped"}
+    assert "finished" in {e.status for e in result.entries}
+    nodes = {node["NodeID"] for node in cluster_nodes}
+    assert len(result.trial_nodes) == 2 and set(result.trial_nodes.values()) == nodes
 
 
 @pytest.mark.slow

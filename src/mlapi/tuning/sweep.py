@@ -16,6 +16,7 @@ The sweep folder holds `sweep.json` (the options, for --resume), `ray/` (Tune's 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 from mlapi.artifacts import atomic_write_json, utc_now_iso
 from mlapi.errors import ArtifactError, ConfigError
 from mlapi.tuning.space import load_space
-from mlapi.tuning.trial import ERROR, RECORD, TrialSettings, run_trial
+from mlapi.tuning.trial import ERROR, NODE, RECORD, TrialSettings, run_trial
 
 OPTIONS_FILE, TUNE_DIR, TRIALS_DIR = "sweep.json", "ray", "trials"
 
@@ -73,7 +74,7 @@ class SweepResult:
     leaderboard: dict[str, Path]
     interrupted: bool
     installed: Path | None
-    trial_nodes: dict[str, str]  # trial id -> Ray node id, for finished trials
+    trial_nodes: dict[str, str]  # trial id -> the Ray node it ran on
 
 
 def run_sweep(options: SweepOptions, *, runtime_env: dict | None = None) -> SweepResult:
@@ -145,7 +146,7 @@ def _run(options, space, directory: Path, runtime_env, *, restore: bool, run_id=
     if started_here:
         ray.init(
             address=options.address,
-            runtime_env=runtime_env,
+            runtime_env=copy.deepcopy(runtime_env),  # ray.init writes into it
             include_dashboard=False,
             logging_level="WARNING",
             log_to_driver=True,
@@ -224,10 +225,11 @@ def _entries(grid, space, directory: Path) -> tuple[list, dict[str, str], bool]:
     for trial in ExperimentAnalysis(grid.experiment_path).trials:
         trial_dir = directory / TRIALS_DIR / trial.trial_id
         record = trial_dir / RECORD
+        if (trial_dir / NODE).is_file():
+            nodes[trial.trial_id] = (trial_dir / NODE).read_text(encoding="utf-8")
         if record.is_file():
             saved = json.loads(record.read_text(encoding="utf-8"))
             entries.append(LeaderboardEntry.from_dict(saved["entry"]))
-            nodes[trial.trial_id] = saved["node_id"]
         elif trial.status == "ERROR":
             entries.append(_unfinished(trial, space, "failed", _error_line(trial_dir)))
         elif trial.status == "TERMINATED":

@@ -1,8 +1,9 @@
 """One trial of a sweep, run by a Ray worker: a normal `mlapi train imdb` run in the
 trial's own folder `<sweep>/trials/<trial_id>/` (the same files as any run, the exported
 model under `model/`), each epoch reported to Tune by a callback of the fit loop, the run
-tracked in MLflow under the sweep's parent run. The trial leaves `trial.json` (its
-leaderboard entry and the node it ran on) when it finished, `error.txt` when it failed.
+tracked in MLflow under the sweep's parent run. The trial writes `node.txt` (the Ray node
+it runs on) first, `trial.json` (its leaderboard entry) when it finished, `error.txt` when
+it failed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from mlapi.training.callbacks import Callback, Trainer
 from mlapi.tuning.space import SearchSpace
 
-RECORD, ERROR = "trial.json", "error.txt"
+RECORD, ERROR, NODE = "trial.json", "error.txt", "node.txt"
 REPORTED = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
@@ -51,6 +52,7 @@ def run_trial(sampled: dict[str, Any], settings: TrialSettings) -> None:
 
     out_dir = Path(settings.trials_dir) / tune.get_context().get_trial_id()
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / NODE).write_text(ray.get_runtime_context().get_node_id(), encoding="utf-8")
     try:
         entry = _train(sampled, settings, out_dir)
     except SystemExit:  # Tune ends a trial that its scheduler stopped
@@ -60,8 +62,7 @@ def run_trial(sampled: dict[str, Any], settings: TrialSettings) -> None:
         raise
     from mlapi.artifacts import atomic_write_json
 
-    node = ray.get_runtime_context().get_node_id()
-    atomic_write_json(out_dir / RECORD, {"node_id": node, "entry": entry.to_dict()})
+    atomic_write_json(out_dir / RECORD, {"entry": entry.to_dict()})
 
 
 def _train(sampled: dict[str, Any], settings: TrialSettings, out_dir: Path):
