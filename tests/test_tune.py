@@ -81,6 +81,7 @@ def test_a_space_file_reads_flags_and_distributions(tmp_path):
         (["--space", "SPACE", "--limit", "ten"], "--limit must be a number of reviews, got 'ten'"),
         (["--space", "missing.yaml"], "--space missing.yaml: cannot read it"),
         (["--space", "SPACE", "--device", "tpu"], "--device must be one of auto, cpu, cuda"),
+        (["--space", "SPACE", "--scheduler", "pbt"], "--scheduler must be asha or fifo, got 'pbt'"),
     ],
 )
 def test_bad_tune_flags_are_one_line_before_ray_starts(argv, message, tmp_path, capsys):

@@ -76,6 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=os.environ.get("MODELS_DIR", "models"),
         help="where --install-best installs (default: $MODELS_DIR or models/)",
     )
+    parser.add_argument(
+        "--scheduler",
+        default="asha",
+        metavar="{asha,fifo}",
+        help="asha: stop bad trials after any epoch; fifo: run every trial to the end",
+    )
     add_tracking_argument(parser)
     add_device_arguments(parser)
     parser.set_defaults(handler=_tune)
@@ -116,6 +122,7 @@ def _tune(args: argparse.Namespace) -> int:
             max_concurrent=args.max_concurrent,
             address=args.address,
             seed=args.seed,
+            scheduler=args.scheduler,
             track=not args.no_track,
             install_best=args.install_best,
             models_dir=args.models_dir,

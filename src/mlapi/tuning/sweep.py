@@ -46,6 +46,7 @@ class SweepOptions:
     max_concurrent: int | None = None
     address: str | None = None
     seed: int = 0  # the TPE sampler's
+    scheduler: str = "asha"  # or "fifo": every trial runs all its epochs
     track: bool = True
     install_best: bool = False
     models_dir: str = "models"
@@ -85,6 +86,8 @@ def run_sweep(options: SweepOptions, *, runtime_env: dict | None = None) -> Swee
     if options.limit is not None:
         space.config({"limit": options.limit})  # a bad --limit is one line, before Ray
         space.base["limit"] = options.limit
+    if options.scheduler not in ("asha", "fifo"):
+        raise ConfigError(f"--scheduler must be asha or fifo, got {options.scheduler!r}")
     if options.num_samples < 1:
         raise ConfigError(f"--num-samples must be a positive integer, got {options.num_samples}")
     if options.address is None and options.gpus_per_trial == 0:
@@ -183,9 +186,10 @@ def _tuner(options, space, settings: TrialSettings, directory: Path, restore: bo
         if not tune.Tuner.can_restore(str(path)):
             raise ArtifactError(f"--resume {directory}: Tune saved no state in {path}")
         return tune.Tuner.restore(str(path), trainable, resume_unfinished=True)
-    epochs = _max_epochs(space)
-    scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs + 1, grace_period=1,
-                              reduction_factor=2)  # fmt: skip
+    scheduler = None  # fifo
+    if options.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=_max_epochs(space) + 1,
+                                  grace_period=1, reduction_factor=2)  # fmt: skip
     return tune.Tuner(
         trainable,
         param_space=space.tune_space(),
