@@ -113,3 +113,18 @@ def test_a_failed_run_is_marked_failed(tmp_path, store):
         raise RuntimeError("boom")
     run = MlflowClient(tracking_uri=store).get_run(tracker.run_id)
     assert run.info.status == "FAILED" and run.data.metrics["loss"] == 0.5
+
+
+def test_compare_is_a_parent_run_with_one_nested_run_per_configuration(tiny_imdb, tmp_path, store):
+    flags = " ".join(TINY.cli_args())
+    argv = ["compare", "--data", str(tiny_imdb), "--out", str(tmp_path / "out"), "--quiet",
+            "--run", flags, "--run", f"{flags} --hidden-size 6", "--baselines", "none",
+            "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    client = MlflowClient(tracking_uri=store)
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.data.params["hidden_size"] for r in children) == ["4", "6"]
+    assert all(r.data.tags["mlapi_kind"] == "compare" for r in children)
+    assert "leaderboard.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
