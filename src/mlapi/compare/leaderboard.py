@@ -166,7 +166,7 @@ def install_best(entries: list[LeaderboardEntry], models_dir: str | os.PathLike)
 
     neural = rank([e for e in entries if e.kind == "neural" and e.status == "finished"])
     if not neural:
-        raise DataError("--install-best needs at least one finished neural configuration")
+        raise DataError("--install-best needs at least one neural configuration that finished")
     source = Path(neural[0].model_dir)
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
