@@ -22,12 +22,14 @@ from mlapi.serving.settings import ServingSettings
 from mlapi.testing import GunicornServer
 
 
-@pytest.fixture(autouse=True)
-def mlflow_store_in_tmp(tmp_path_factory, monkeypatch):
-    """Training commands track runs in MLflow: tests keep that store out of the repo."""
-    store = tmp_path_factory.getbasetemp() / "mlflow" / "mlflow.db"
-    store.parent.mkdir(exist_ok=True)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+@pytest.fixture(autouse=True, scope="session")
+def mlflow_store_in_tmp(tmp_path_factory):
+    """Training commands track runs in MLflow: tests keep that store out of the repo (session
+    scope, so that module-scoped fixtures that train see it too)."""
+    store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+        yield
 
 
 @pytest.fixture(scope="session")
