@@ -25,7 +25,7 @@ kernel-check: $(STAMP)  ## compile the LSTM C kernel with the runtime flags + -W
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[train,dev]"
+	$(BIN)/pip install --quiet -e ".[train,tune,dev]"
 	touch $(STAMP)
 
 clean:

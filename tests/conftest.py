@@ -22,6 +22,16 @@ from mlapi.serving.settings import ServingSettings
 from mlapi.testing import GunicornServer
 
 
+@pytest.fixture(autouse=True, scope="session")
+def mlflow_store_in_tmp(tmp_path_factory):
+    """Training commands track runs in MLflow: tests keep that store out of the repo (session
+    scope, so that module-scoped fixtures that train see it too)."""
+    store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+        yield
+
+
 @pytest.fixture(scope="session")
 def iris_model_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("iris") / "modelo.pkl"

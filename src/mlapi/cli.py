@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "mlapi.delivery",
     "mlapi.compare.command",
     "mlapi.versions_commands",
+    "mlapi.tuning.command",
 )
 
 

@@ -15,6 +15,8 @@ import shlex
 from pathlib import Path
 
 from mlapi.errors import ConfigError, DataError
+from mlapi.training.commands import add_tracking_argument
+from mlapi.training.device import add_device_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="where --install-best installs (default: $MODELS_DIR or models/)",
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_tracking_argument(parser)
+    add_device_arguments(parser)
     parser.set_defaults(handler=_compare)
 
 
@@ -59,7 +63,9 @@ def _compare(args: argparse.Namespace) -> int:
     from mlapi.compare.leaderboard import install_best, rank, write_leaderboard
     from mlapi.compare.plan import ComparePlan, check_baselines, config_from_flags, load_plan
     from mlapi.compare.runner import LATENCY_REVIEWS, latency_texts, run_baselines, run_neural
+    from mlapi.tracking import Tracker, run_tags
     from mlapi.training.config import ExperimentConfig
+    from mlapi.training.device import resolve_device
 
     plan = load_plan(args.config) if args.config else ComparePlan([], [])
     configs = list(plan.configs)
@@ -77,31 +83,37 @@ def _compare(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{exc}") from None
     if not configs and not baselines:
         raise DataError("nothing to compare: give --config, --run or --baselines")
+    device = str(resolve_device(args.device, args.precision))
     data = args.data or plan.data
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     split = ExperimentConfig()  # every model is timed on the recipe's validation reviews
     texts = latency_texts(data, n=LATENCY_REVIEWS, val_fraction=split.val_fraction, seed=split.seed)
 
-    entries = []
     progress = not args.quiet
-    for i, config in enumerate(configs, start=1):
-        print(f"[{i}/{len(configs)}] {config.run_name}", flush=True)
-        entry = run_neural(
-            config, data=data, out_dir=out_dir, texts=texts, progress=progress, reuse=args.reuse
-        )
-        entries.append(entry)
-        _print_entry(entry)
-    if baselines:
-        print(f"baselines: {', '.join(baselines)}", flush=True)
-        for entry in run_baselines(
-            baselines, data=data, out_dir=out_dir, texts=texts, reuse=args.reuse
-        ):
+    tags = run_tags(device=device, recipe="compare", command=_command(args), kind="compare")
+    with Tracker.start(f"compare {out_dir}", enabled=not args.no_track, tags=tags) as parent:
+        entries = []
+        for i, config in enumerate(configs, start=1):
+            print(f"[{i}/{len(configs)}] {config.run_name}", flush=True)
+            entry = run_neural(
+                config, data=data, out_dir=out_dir, texts=texts, progress=progress,
+                reuse=args.reuse, device=device, precision=args.precision,
+                track=parent.active, parent_run_id=parent.run_id,
+            )  # fmt: skip
             entries.append(entry)
             _print_entry(entry)
-
-    prefix = args.leaderboard or out_dir / "leaderboard"
-    paths = write_leaderboard(prefix, entries, _command(args), plan.notes)
+        if baselines:
+            print(f"baselines: {', '.join(baselines)}", flush=True)
+            for entry in run_baselines(
+                baselines, data=data, out_dir=out_dir, texts=texts, reuse=args.reuse
+            ):
+                entries.append(entry)
+                _print_entry(entry)
+        prefix = args.leaderboard or out_dir / "leaderboard"
+        paths = write_leaderboard(prefix, entries, _command(args), plan.notes)
+        for path in paths.values():
+            parent.log_artifact(path)
     best = rank(entries)[0]
     print(f"selected by val accuracy: {best.name} (test {best.test_accuracy:.4f})")
     print(f"leaderboard: {paths['md']}, {paths['png']}, {paths['json']}")

@@ -1,5 +1,9 @@
 """The leaderboard: one `LeaderboardEntry` per model, ranked by validation accuracy only,
-written as Markdown, a bar chart (reporting.plot_leaderboard) and JSON."""
+written as Markdown, a bar chart (reporting.plot_leaderboard) and JSON.
+
+A sweep's trials are entries too: `status` "finished" (tested), "stopped" (ended early by
+the scheduler: its best val accuracy so far, never tested) or "failed" (`note` says why).
+Only finished entries are selected, installed and drawn in the chart."""
 
 from __future__ import annotations
 
@@ -24,14 +28,16 @@ class LeaderboardEntry:
     arch: str
     recurrent: bool
     command: str  # reproduces this entry alone
-    val_accuracy: float  # the selection criterion (neural: the tested checkpoint's epoch)
-    test_accuracy: float
-    train_val_gap: float
+    val_accuracy: float | None  # the selection criterion (neural: the tested checkpoint's)
+    test_accuracy: float | None  # None: not tested (a stopped or failed trial)
+    train_val_gap: float | None
     wall_seconds: float
-    parameters: int
-    trainable_parameters: int
-    latency_ms: float  # median single-review predict, as served
+    parameters: int | None
+    trainable_parameters: int | None
+    latency_ms: float | None  # median single-review predict, as served
     created_at: str
+    status: str = "finished"  # or "stopped", "failed" (sweep trials)
+    note: str | None = None  # why a trial stopped or failed
     seconds_per_epoch: float | None = None  # neural only
     epochs_run: int | None = None
     checkpoint_epoch: int | None = None
@@ -70,8 +76,17 @@ class LeaderboardEntry:
 
 
 def rank(entries: list[LeaderboardEntry]) -> list[LeaderboardEntry]:
-    """Best validation accuracy first (test accuracy never decides)."""
-    return sorted(entries, key=lambda e: (-e.val_accuracy, e.name))
+    """Finished entries first, best validation accuracy first (test accuracy never decides);
+    then stopped trials by their val accuracy so far; failed ones last."""
+    order = {"finished": 0, "stopped": 1, "failed": 2}
+    return sorted(
+        entries,
+        key=lambda e: (order[e.status], -(e.val_accuracy or 0.0), e.name),
+    )
+
+
+def _number(value: float | int | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
 
 
 def render_markdown(entries: list[LeaderboardEntry], command: str, notes: str = "") -> str:
@@ -92,12 +107,14 @@ def render_markdown(entries: list[LeaderboardEntry], command: str, notes: str = 
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for i, e in enumerate(ranked, start=1):
-        name = f"`{e.name}`" + (" (selected)" if i == 1 else "")
-        per_epoch = "—" if e.seconds_per_epoch is None else f"{e.seconds_per_epoch:.0f}"
+        name = f"`{e.name}`" + (" (selected)" if i == 1 and e.status == "finished" else "")
+        if e.status != "finished":
+            name += f" ({e.status}{': ' + e.note if e.note else ''})"
         lines.append(
-            f"| {i} | {name} | {e.val_accuracy:.4f} | {e.test_accuracy:.4f} | "
-            f"{e.train_val_gap:+.4f} | {per_epoch} | {e.wall_seconds:.0f} | "
-            f"{e.parameters:,} | {e.latency_ms:.2f} |"
+            f"| {i} | {name} | {_number(e.val_accuracy, '.4f')} | "
+            f"{_number(e.test_accuracy, '.4f')} | {_number(e.train_val_gap, '+.4f')} | "
+            f"{_number(e.seconds_per_epoch, '.0f')} | {e.wall_seconds:.0f} | "
+            f"{_number(e.parameters, ',')} | {_number(e.latency_ms, '.2f')} |"
         )
     if notes:
         lines += ["", notes]
@@ -118,24 +135,26 @@ def write_leaderboard(
     prefix.parent.mkdir(parents=True, exist_ok=True)
     paths = {kind: prefix.with_name(f"{prefix.name}.{kind}") for kind in ("md", "png", "json")}
     ranked = rank(entries)
+    tested = [e for e in ranked if e.status == "finished"]
     atomic_write_json(
         paths["json"],
         {
             "command": command,
             "created_at": utc_now_iso(),
-            "selected_by_val_accuracy": ranked[0].name,
+            "selected_by_val_accuracy": tested[0].name if tested else None,
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "notes": notes,
             "entries": [e.to_dict() for e in ranked],
         },
     )
-    best_last = ranked[::-1]  # the chart's top row is the best
-    plot_leaderboard(
-        paths["png"],
-        [e.label for e in best_last],
-        [e.val_accuracy for e in best_last],
-        [e.test_accuracy for e in best_last],
-    )
+    best_last = tested[::-1]  # the chart's top row is the best
+    if best_last:
+        plot_leaderboard(
+            paths["png"],
+            [e.label for e in best_last],
+            [e.val_accuracy for e in best_last],
+            [e.test_accuracy for e in best_last],
+        )
     atomic_write_text(paths["md"], render_markdown(entries, command, notes))
     return paths
 
@@ -144,9 +163,9 @@ def install_best(entries: list[LeaderboardEntry], models_dir: str | os.PathLike)
     """Install the exported model with the best val accuracy as a new sentiment version."""
     from mlapi.versions import new_version
 
-    neural = rank([e for e in entries if e.kind == "neural"])
+    neural = rank([e for e in entries if e.kind == "neural" and e.status == "finished"])
     if not neural:
-        raise DataError("--install-best needs at least one neural configuration")
+        raise DataError("--install-best needs at least one neural configuration that finished")
     with new_version(Path(models_dir), "sentiment") as install:
         shutil.copytree(Path(neural[0].model_dir), install.staging, dirs_exist_ok=True)
     return install.installed

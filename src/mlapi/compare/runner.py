@@ -58,26 +58,43 @@ def run_neural(
     texts: list[str],
     progress: bool,
     reuse: bool,
+    device: str = "cpu",
+    precision: str = "fp32",
+    track: bool = False,
+    parent_run_id: str | None = None,
 ) -> LeaderboardEntry:
-    """Train + test + export one configuration (or reuse its finished record)."""
+    """Train + test + export one configuration (or reuse its finished record); with
+    `track`, as an MLflow run nested under `parent_run_id`."""
     record = _record_path(out_dir, config.run_name)
     if reuse and record.is_file():
         return _read(record)
-    from mlapi.serving.sentiment import SentimentPredictor
-    from mlapi.training.run import run_experiment
+    from mlapi.tracking import tracked_experiment
 
     started = time.perf_counter()
-    result = run_experiment(
+    result, _ = tracked_experiment(
         config,
+        track=track,
+        kind="compare",
         data=data,
+        device=device,
+        precision=precision,
+        parent_run_id=parent_run_id,
         out_dir=out_dir,
         models_dir=out_dir / "compare_models" / config.run_name,
         progress=progress,
     )
-    wall = time.perf_counter() - started
+    entry = neural_entry(config, result, data, time.perf_counter() - started, texts)
+    atomic_write_json(record, entry.to_dict())
+    return entry
+
+
+def neural_entry(config: ExperimentConfig, result, data, wall: float, texts: list[str]):
+    """The LeaderboardEntry of a finished, exported run (latency measured here)."""
+    from mlapi.serving.sentiment import SentimentPredictor
+
     predictor = SentimentPredictor.load(result.model_dir)
     m = result.metrics
-    entry = LeaderboardEntry(
+    return LeaderboardEntry(
         kind="neural",
         name=config.run_name,
         arch=config.arch,
@@ -98,8 +115,6 @@ def run_neural(
         parity_max_abs_diff=result.parity_max_abs_diff,
         model_dir=str(result.model_dir),
     )
-    atomic_write_json(record, entry.to_dict())
-    return entry
 
 
 def run_baselines(

@@ -235,6 +235,7 @@ class ModelCheckpoint(Callback):
     The file is written atomically (temp file + rename) with a JSON sidecar
     (`<path>.json`: epoch, monitored value, sha256), so an interrupt never leaves a
     half-written checkpoint. `saved_epoch` is the epoch whose weights are in the file.
+    The weights are saved as CPU tensors, whatever device trained them.
     """
 
     def __init__(
@@ -263,7 +264,7 @@ class ModelCheckpoint(Callback):
         if value is None or not self._monitor.improved(value):
             return
         with atomic_path(self.path) as tmp:
-            torch.save(trainer.model.state_dict(), tmp)
+            torch.save({k: v.cpu() for k, v in trainer.model.state_dict().items()}, tmp)
         write_sidecar(self.path, epoch=epoch, monitor=self._monitor.monitor, value=value)
         self._monitor.best = value
         self.saved_epoch = epoch

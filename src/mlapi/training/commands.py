@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlapi.errors import ConfigError
 from mlapi.training.config import add_config_arguments, config_from_args
+from mlapi.training.device import add_device_arguments, resolve_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imdb.add_argument(
         "--resume", action="store_true", help="continue an interrupted run of the same settings"
     )
+    add_tracking_argument(imdb)
+    add_device_arguments(imdb)
     add_config_arguments(imdb)
     imdb.set_defaults(handler=_train_imdb)
 
@@ -53,12 +56,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", default="outputs_imdb", help="where runs are (default: %(default)s)"
     )
     evaluate.add_argument("--data", metavar="PATH", help="dataset (default: the run's own)")
+    add_device_arguments(evaluate, precision=False)
     evaluate.set_defaults(handler=_evaluate)
 
     predict = subparsers.add_parser("predict", help="sentiment of reviews from the installed model")
     predict.add_argument("texts", nargs="+", metavar="TEXT", help="review text(s)")
     _add_models_dir(predict)
     predict.set_defaults(handler=_predict)
+
+
+def add_tracking_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-track",
+        action="store_true",
+        help="no MLflow record (default: $MLFLOW_TRACKING_URI, else ./mlflow.db + ./mlruns/)",
+    )
 
 
 def _add_models_dir(parser: argparse.ArgumentParser) -> None:
@@ -94,18 +106,23 @@ def _train_iris(args: argparse.Namespace) -> int:
 
 
 def _train_imdb(args: argparse.Namespace) -> int:
-    from mlapi.training.run import run_experiment
+    from mlapi.tracking import tracked_experiment
     from mlapi.training.saved import output_path
 
     config = config_from_args(args)
     _check_embeddings_file(config.embeddings)
     if args.install and args.no_export:
         raise ConfigError("--install and --no-export exclude each other: give one of them")
+    device = resolve_device(args.device, args.precision)
     skip_install = config.limit is not None and not args.install
-    print(f"run: {config.run_name}")
-    result = run_experiment(
+    print(f"run: {config.run_name} (on {device}, {args.precision})")
+    result, tracker = tracked_experiment(
         config,
+        track=not args.no_track,
+        kind="train",
         data=args.data,
+        device=str(device),
+        precision=args.precision,
         out_dir=args.out,
         models_dir=None if args.no_export or skip_install else args.models_dir,
         progress=not args.quiet,
@@ -120,6 +137,8 @@ def _train_imdb(args: argparse.Namespace) -> int:
     )
     print(f"test accuracy {m.test.accuracy:.4f} (weights of epoch {m.checkpoint_epoch})")
     print(f"report: {output_path(result.out_dir, result.run_name, 'report')}")
+    if tracker.active:
+        print(f"MLflow run {tracker.run_id} in {tracker.uri}")
     if result.model_dir is not None:
         print(
             f"model installed: {result.model_dir} "
@@ -150,8 +169,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--data must be an aclImdb folder or archive, got {args.data!r} (no such path)"
         )
+    device = resolve_device(args.device)
     saved = find_run(args.run, args.out)
-    test = evaluate_run(saved, args.data)
+    test = evaluate_run(saved, args.data, device=str(device))
     recorded = {}
     if saved.path("metrics").is_file():
         recorded = json.loads(saved.path("metrics").read_text(encoding="utf-8"))

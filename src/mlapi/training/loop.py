@@ -12,6 +12,8 @@ Ctrl-C stops cleanly: `fit` returns the history of the finished epochs, `interru
 With `snapshot=PATH`, the state after each epoch is saved there (atomically) and
 `resume=True` continues from it: weights, optimizer, callbacks' `state_dict()`, history and
 random state, all plain data loaded with `weights_only=True`.
+`FitConfig.device` moves the model and the data there ("cuda": see training.device);
+`precision="bf16"` autocasts the training steps. Evaluation runs on the model's device.
 """
 
 from __future__ import annotations
@@ -51,10 +53,14 @@ class FitConfig:
     seed: int | None = None  # reseeds dropout masks and batch order; None: no reseeding
     threads: int | None = None  # torch threads; None: leave torch's setting
     eval_batch_size: int = EVAL_BATCH_SIZE
+    device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
+    precision: str = "fp32"  # or "bf16": autocast on CUDA
 
     def __post_init__(self) -> None:
         if self.clip_mode not in ("per_parameter", "global"):
             raise ValueError(f"clip_mode: 'per_parameter' or 'global', not {self.clip_mode!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision: 'fp32' or 'bf16', not {self.precision!r}")
 
 
 def seed_everything(seed: int) -> None:
@@ -84,7 +90,9 @@ def fit(
     if config.seed is not None:
         seed_everything(config.seed)  # dropout masks
     shuffle_rng = np.random.default_rng(config.seed)
-    x_train, y_train = _as_tensors(*train)
+    device = torch.device(config.device)
+    model.to(device)
+    x_train, y_train = (t.to(device) for t in _as_tensors(*train))
     history = History()
     trainer = Trainer(model, _adam(model, config), history)
 
@@ -98,7 +106,7 @@ def fit(
             for callback in callbacks:
                 callback.on_epoch_begin(epoch, trainer)
             started = time.perf_counter()
-            order = torch.from_numpy(shuffle_rng.permutation(len(x_train)))
+            order = torch.from_numpy(shuffle_rng.permutation(len(x_train))).to(device)
             with _progress_bar(epoch, config.epochs, len(order), progress) as bar:
                 logs = {"epoch": epoch}
                 logs |= _train_epoch(trainer, x_train, y_train, order, config, callbacks, bar)
@@ -133,6 +141,7 @@ def save_snapshot(path, epoch: int, trainer: Trainer, callbacks, shuffle_rng) ->
         "stop_training": trainer.stop_training,
         "callbacks": [callback.state_dict() for callback in callbacks],
         "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
         "shuffle_rng": shuffle_rng.bit_generator.state,
     }
     with atomic_path(path) as tmp:
@@ -156,6 +165,8 @@ def restore_snapshot(path, trainer: Trainer, callbacks, shuffle_rng) -> int:
     for callback, saved in zip(callbacks, state["callbacks"], strict=True):
         callback.load_state_dict(saved)
     torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng"):
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     shuffle_rng.bit_generator.state = state["shuffle_rng"]
     return state["epoch"]
 
@@ -172,12 +183,14 @@ def _train_epoch(
     model, optimizer = trainer.model, trainer.optimizer
     params = [p for group in optimizer.param_groups for p in group["params"]]
     model.train()
+    autocast = torch.autocast(x.device.type, torch.bfloat16, enabled=config.precision == "bf16")
     loss_sum, correct, seen = 0.0, 0, 0
     for batch, start in enumerate(range(0, len(order), config.batch_size)):
         index = order[start : start + config.batch_size]
         xb, yb = x[index], y[index]
-        logits = model(xb)
-        loss = F.binary_cross_entropy_with_logits(logits, yb) + _regularization(model)
+        with autocast:
+            logits = model(xb).float()
+            loss = F.binary_cross_entropy_with_logits(logits, yb) + _regularization(model)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         _clip_gradients(params, config)
@@ -206,7 +219,7 @@ def evaluate(
     """loss (BCE + regularization, as Keras reports it) and accuracy, in evaluation mode."""
     was_training = model.training
     model.eval()
-    x_t, y_t = _as_tensors(x, y)
+    x_t, y_t = (t.to(_device_of(model)) for t in _as_tensors(x, y))
     bce_sum, correct = 0.0, 0
     for start in range(0, len(x_t), batch_size):
         logits = model(x_t[start : start + batch_size])
@@ -225,10 +238,14 @@ def predict_proba(
     """P(positive) as float32 [n], computed in evaluation mode."""
     was_training = model.training
     model.eval()
-    x_t = torch.as_tensor(np.asarray(x), dtype=torch.int64)
+    x_t = torch.as_tensor(np.asarray(x), dtype=torch.int64).to(_device_of(model))
     probs = [torch.sigmoid(model(x_t[s : s + batch_size])) for s in range(0, len(x_t), batch_size)]
     model.train(was_training)
-    return torch.cat(probs).numpy().astype(np.float32) if probs else np.zeros(0, np.float32)
+    return torch.cat(probs).cpu().numpy().astype(np.float32) if probs else np.zeros(0, np.float32)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def _adam(model: nn.Module, config: FitConfig) -> torch.optim.Adam:

@@ -8,6 +8,8 @@ The run's outputs are listed in `training.saved.OUTPUT_FILES`; its numbers trave
 `evaluation.RunMetrics`. Threads and seeds are set here, once: `use_torch_threads()`
 (MLAPI_TORCH_THREADS) and `seed_everything(config.seed)` before the network is built
 (`fit` reseeds from the same seed for dropout masks and batch order).
+`device`/`precision` (training.device) say where it computes; extra `callbacks` (MLflow
+tracking, a sweep's per-epoch report) run in the same fit loop after the run's own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import platform
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +39,9 @@ from mlapi.artifacts import (
 )
 from mlapi.errors import ArtifactError, ConfigError, MlapiError
 from mlapi.evaluation import RunMetrics, classify, diagnose_history
-from mlapi.training.callbacks import EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
+from mlapi.training.callbacks import Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
 from mlapi.training.config import ExperimentConfig, format_value, train_command
+from mlapi.training.device import use_deterministic_kernels
 from mlapi.training.loop import FitConfig, History, fit, predict_proba, seed_everything
 from mlapi.training.saved import HISTORY_COLUMNS, OUTPUT_FILES, output_path
 
@@ -81,6 +85,9 @@ def run_experiment(
     models_dir: str | os.PathLike | None,
     progress: bool,
     resume: bool = False,
+    device: str = "cpu",
+    precision: str = "fp32",
+    callbacks: Sequence[Callback] = (),
 ) -> RunResult:
     """Train, test once, write the run's outputs, then export and install the model.
 
@@ -102,7 +109,14 @@ def run_experiment(
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging.", dir=out_dir))
     try:
         network, history, checkpoint = train_network(
-            config, encoded, state_dir, progress=progress, resume=resume
+            config,
+            encoded,
+            state_dir,
+            progress=progress,
+            resume=resume,
+            device=device,
+            precision=precision,
+            callbacks=callbacks,
         )
         if history.interrupted:
             print(
@@ -141,7 +155,8 @@ def run_experiment(
         )
         encoded.vocabulary.save(output_path(staging, name, "vocabulary"))
         _say(progress, f"writing the report and outputs to {out_dir}")
-        _write_outputs(staging, config, data, encoded.root, columns, metrics)
+        where = {"device": device, "precision": precision}
+        _write_outputs(staging, config, data, encoded.root, columns, metrics, where)
         _publish(staging, out_dir)
         shutil.rmtree(state_dir, ignore_errors=True)  # the run is complete
     finally:
@@ -149,6 +164,7 @@ def run_experiment(
 
     if models_dir is None:
         return RunResult(name, out_dir, metrics, None, None)
+    network.cpu()  # ONNX export and its parity check run on CPU
     return _export(network, encoded, config, metrics, out_dir, Path(models_dir), progress)
 
 
@@ -159,6 +175,9 @@ def train_network(
     *,
     progress: bool,
     resume: bool = False,
+    device: str = "cpu",
+    precision: str = "fp32",
+    callbacks: Sequence[Callback] = (),
 ) -> tuple[torch.nn.Module, History, ModelCheckpoint]:
     """Build `config`'s network and fit it on the train split, validating on the val split,
     with the run's callbacks. The best checkpoint (`best.pt`) and the state after each epoch
@@ -167,6 +186,7 @@ def train_network(
     from mlapi.models.registry import build_network
 
     use_torch_threads()
+    use_deterministic_kernels(torch.device(device))
     pretrained = None
     if config.embeddings != "none":
         from mlapi.embeddings import pretrained_matrix
@@ -178,17 +198,8 @@ def train_network(
     mode = "max" if monitor == "val_accuracy" else "min"
     checkpoint = ModelCheckpoint(state_dir / "best.pt", monitor=monitor, mode=mode)
     callbacks = [
-        # The run tests the checkpoint's weights, so EarlyStopping need not keep a copy.
-        EarlyStopping(
-            "val_loss", patience=config.early_stopping_patience, restore_best_weights=False
-        ),
-        ReduceLROnPlateau(
-            "val_loss",
-            factor=config.reduce_lr_factor,
-            patience=config.reduce_lr_patience,
-            min_lr=config.min_lr,
-        ),
-        checkpoint,
+        *_run_callbacks(config, checkpoint),
+        *callbacks,
     ]
     fit_config = FitConfig(
         batch_size=config.batch_size,
@@ -197,6 +208,8 @@ def train_network(
         clipnorm=config.clipnorm or None,
         clip_mode=config.clip_mode,
         seed=config.seed,
+        device=device,
+        precision=precision,
     )
     history = fit(
         network,
@@ -209,6 +222,22 @@ def train_network(
         resume=resume and (state_dir / "last.pt").is_file(),  # else no epoch had finished
     )
     return network, history, checkpoint
+
+
+def _run_callbacks(config: ExperimentConfig, checkpoint: ModelCheckpoint) -> list[Callback]:
+    return [
+        # The run tests the checkpoint's weights, so EarlyStopping need not keep a copy.
+        EarlyStopping(
+            "val_loss", patience=config.early_stopping_patience, restore_best_weights=False
+        ),
+        ReduceLROnPlateau(
+            "val_loss",
+            factor=config.reduce_lr_factor,
+            patience=config.reduce_lr_patience,
+            min_lr=config.min_lr,
+        ),
+        checkpoint,
+    ]
 
 
 def _say(progress: bool, text: str) -> None:
@@ -283,6 +312,7 @@ def _write_outputs(
     dataset_root: Path,
     columns: dict[str, list[float]],
     metrics: RunMetrics,
+    where: dict[str, str],
 ) -> None:
     from mlapi import reporting
 
@@ -298,6 +328,7 @@ def _write_outputs(
             "dataset_root": str(dataset_root),
             "command": command,
             "created_at": utc_now_iso(),
+            **where,
             "versions": metrics.versions,
         },
     )

@@ -78,9 +78,11 @@ def _config_beside(file: Path) -> Path:
     raise ArtifactError(f"{file} is not a file of a saved run")
 
 
-def evaluate_run(saved: SavedRun, data: str | os.PathLike | None = None) -> ClassificationMetrics:
+def evaluate_run(
+    saved: SavedRun, data: str | os.PathLike | None = None, *, device: str = "cpu"
+) -> ClassificationMetrics:
     """Rebuild the network from the run's config, vocabulary and best checkpoint, then
-    recompute the test metrics. `data` defaults to the dataset the run was trained on."""
+    recompute the test metrics (on `device`). `data` defaults to the run's own dataset."""
     import torch
 
     from mlapi.data.imdb import load_encoded_test
@@ -97,8 +99,9 @@ def evaluate_run(saved: SavedRun, data: str | os.PathLike | None = None) -> Clas
     vocabulary = Vocabulary.load(saved.path("vocabulary"))
     network = build_network(saved.config, vocabulary.size)
     try:
-        state = torch.load(saved.path("checkpoint"), weights_only=True)
+        state = torch.load(saved.path("checkpoint"), map_location="cpu", weights_only=True)
         network.load_state_dict(state)
+        network.to(device)
     except (RuntimeError, OSError, ValueError) as exc:
         raise ArtifactError(f"cannot load {saved.path('checkpoint')}: {exc}") from exc
     if data is None:
