@@ -22,6 +22,7 @@ BASE_ARGS = {
     ("evaluate",): ["some_run"],
     ("predict",): ["a review"],
     ("compare",): ["--baselines", "nbsvm", "--data", MISSING],
+    ("tune",): ["--space", "space.yaml"],  # written by the sandbox
     ("models", "pin"): ["iris", "1"],
     ("models", "unpin"): ["iris"],
     ("models", "prune"): ["iris"],
@@ -39,6 +40,9 @@ FREE_TEXT = {
     ("compare", "--leaderboard"): "the file stem to write",
     ("compare", "--models-dir"): "the folder --install-best installs into",
     ("bundle", "--out"): "the zip to write",
+    ("tune", "--out"): "the sweep folder to create",
+    ("tune", "--models-dir"): "the folder --install-best installs into",
+    ("tune", "--address"): "a Ray address is checked when Ray connects to it",
 }
 
 BAD_VALUES = {
@@ -57,6 +61,23 @@ BAD_VALUES = {
     ("compare", "--run"): ["--arch nope", "--lr -1"],
     ("compare", "--baselines"): ["nope"],
     ("compare", "--data"): [MISSING],
+    ("compare", "--device"): ["nope"],
+    ("compare", "--precision"): ["fp8"],
+    ("evaluate", "--device"): ["nope"],
+    ("train", "imdb", "--device"): ["nope"],
+    ("train", "imdb", "--precision"): ["fp8"],
+    ("tune", "--space"): [MISSING + ".yaml"],
+    ("tune", "--num-samples"): ["abc", "0"],
+    ("tune", "--cpus-per-trial"): ["0", "-1"],
+    ("tune", "--gpus-per-trial"): ["-1"],
+    ("tune", "--max-concurrent"): ["0"],
+    ("tune", "--limit"): ["-1"],
+    ("tune", "--seed"): ["abc"],
+    ("tune", "--scheduler"): ["nope"],
+    ("tune", "--resume"): [MISSING],
+    ("tune", "--data"): [MISSING],
+    ("tune", "--device"): ["nope"],
+    ("tune", "--precision"): ["fp8"],
     ("models", "list", "--models-dir"): ["/dev/null"],  # a missing folder lists none installed
     ("models", "pin", "--models-dir"): [MISSING, "/dev/null"],
     ("models", "unpin", "--models-dir"): [MISSING, "/dev/null"],
@@ -118,7 +139,12 @@ def test_every_flag_has_a_bad_value_case():
 def sandbox(tmp_path, monkeypatch):
     """No real data, cache or server: an accepted bad value fails the test, not the machine."""
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.yaml").write_text(
+        'base: "--epochs 1"\nmetric: val_accuracy\nmode: max\n'
+        "search:\n  lr: {loguniform: [1.0e-4, 3.0e-3]}\n"
+    )
     monkeypatch.setenv("IMDB_DATA", MISSING)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
     def no_server(*args):

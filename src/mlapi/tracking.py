@@ -92,6 +92,7 @@ class Tracker:
         run `run_id` (a resumed sweep's parent)."""
         if not enabled:
             return cls(None)
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # its INFO lines are not ours
         tracker = cls(uri or tracking_uri())
         if run_id is not None:
             tracker._safely(tracker._reopen, run_id)
