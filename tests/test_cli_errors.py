@@ -30,7 +30,6 @@ BASE_ARGS = {
 
 # Flags whose value is any text: no value is out of range (a path that will be written).
 FREE_TEXT = {
-    ("train", "iris", "--out"): "the model file to write",
     ("train", "imdb", "--out"): "the run folder to create",
     ("train", "imdb", "--models-dir"): "the folder to install into",
     ("evaluate", "--out"): "where runs are; a missing one is reported as a missing run",
@@ -48,6 +47,7 @@ FREE_TEXT = {
 BAD_VALUES = {
     ("data", "imdb", "--data"): [MISSING],
     ("data", "imdb", "--maxlen"): ["abc", "-7", "0"],
+    ("train", "iris", "--out"): ["/"],  # a folder: nothing is written
     ("train", "imdb", "--data"): [MISSING],
     ("evaluate", "--data"): [MISSING],
     ("predict", "--models-dir"): [MISSING],

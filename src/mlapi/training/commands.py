@@ -97,7 +97,10 @@ def _train_iris(args: argparse.Namespace) -> int:
     from mlapi.serving.settings import default_models_dir
 
     if args.out or os.environ.get("MODELO_PATH"):  # an explicit file: this Iris file
-        print(train_and_save(args.out or os.environ["MODELO_PATH"]))
+        flag, out = ("--out", args.out) if args.out else ("MODELO_PATH", os.environ["MODELO_PATH"])
+        if Path(out).is_dir():
+            raise ConfigError(f"{flag} must be the model file to write, got {out!r}, a folder")
+        print(train_and_save(out))
         return 0
     path, summary = train_new_version(default_models_dir())
     print(summary)
