@@ -90,7 +90,7 @@ def test_an_unreachable_tracking_server_warns_once_and_loses_nothing(
     out = tmp_path / "out"
     for suffix in ("report.md", "curves.png", "history.csv", "metrics.json"):
         assert (out / f"{TINY.run_name}_{suffix}").is_file()
-    assert (tmp_path / "models" / "sentiment" / "model.onnx").is_file()
+    assert (tmp_path / "models" / "sentiment" / "1" / "model.onnx").is_file()
 
 
 def test_a_tracker_that_failed_stays_quiet_and_a_disabled_one_does_nothing(tmp_path, capsys):

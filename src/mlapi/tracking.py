@@ -17,6 +17,7 @@ MLFLOW_HTTP_REQUEST_MAX_RETRIES say otherwise. Serving never imports this module
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import subprocess
@@ -31,6 +32,14 @@ EXPERIMENT = "mlapi-imdb"
 LOCAL_DB, LOCAL_ARTIFACTS = "mlflow.db", "mlruns"
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
 RUN_FILES = ("config", "report", "metrics", "history", "curves", "confusion_csv", "confusion_png")
+
+
+def _quiet_mlflow() -> None:
+    """MLflow's INFO lines (creating its tables...) are not the command's output."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    import mlflow  # noqa: F401  (configures its loggers on import; then we lower them)
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def tracking_uri() -> str:
@@ -92,7 +101,7 @@ class Tracker:
         run `run_id` (a resumed sweep's parent)."""
         if not enabled:
             return cls(None)
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # its INFO lines are not ours
+        _quiet_mlflow()
         tracker = cls(uri or tracking_uri())
         if run_id is not None:
             tracker._safely(tracker._reopen, run_id)
